@@ -1,0 +1,144 @@
+"""Camera frames (sensor_msgs/Image and CompressedImage fields) to numpy arrays.
+
+Message-free: functions take the message's fields (or any object that has them), so
+they are tested with in-memory bytes. Raw images are zero-copy views of the message
+buffer that honour `step` (row padding); nothing is converted here, the NV12 stage
+picks the cheapest path per pixel format.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+
+
+class FrameError(ValueError):
+    """A frame that cannot be used: unsupported encoding, or fields that disagree."""
+
+
+# ROS encoding -> (kind, channels or bytes per pixel for packed formats)
+_PACKED = {
+    'bgr8': ('bgr', 3), 'rgb8': ('rgb', 3), 'bgra8': ('bgra', 4), 'rgba8': ('rgba', 4),
+    'mono8': ('gray', 1), '8UC1': ('gray', 1), '8UC3': ('bgr', 3), '8UC4': ('bgra', 4),
+    'yuv422_yuy2': ('yuyv', 2), 'yuyv': ('yuyv', 2), 'yuv422': ('uyvy', 2), 'uyvy': ('uyvy', 2),
+}
+_PLANAR = {'nv12': 'nv12'}
+_HIGH_DEPTH_HINT = ('16', '32', '64', 'bayer')
+SUPPORTED_ENCODINGS = tuple(sorted(set(_PACKED) | set(_PLANAR)))
+COMPRESSED_FORMATS = ('jpeg', 'jpg', 'png')
+
+
+@dataclass
+class Frame:
+    """A decoded frame. `kind` is one of bgr, rgb, bgra, rgba, gray, yuyv, uyvy, nv12.
+
+    data: (H, W, C) for bgr/rgb/bgra/rgba, (H, W) for gray, (H, W, 2) for yuyv/uyvy
+    (pairs of bytes per pixel), the Y plane (H, W) for nv12 with `uv` (H/2, W/2, 2).
+    Arrays may be strided views of the message buffer.
+    """
+    kind: str
+    data: np.ndarray
+    uv: Optional[np.ndarray] = None
+
+    @property
+    def height(self):
+        return self.data.shape[0]
+
+    @property
+    def width(self):
+        return self.data.shape[1]
+
+
+def _buffer(data):
+    if isinstance(data, np.ndarray):
+        return data.reshape(-1).view(np.uint8)
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+def image_to_frame(encoding, height, width, step, data, is_bigendian=False):
+    """Fields of a sensor_msgs/Image to a Frame (zero-copy where the layout allows)."""
+    encoding = (encoding or '').strip()
+    if not encoding:
+        raise FrameError('empty encoding; expected one of ' + ', '.join(SUPPORTED_ENCODINGS))
+    if height <= 0 or width <= 0:
+        raise FrameError(f'{encoding} frame has zero size ({width}x{height})')
+    buf = _buffer(data)
+    size = buf.size
+    if encoding in _PLANAR:
+        if height % 2 or width % 2:
+            raise FrameError(f'nv12 needs an even width and height, got {width}x{height}')
+        if step < width:
+            raise FrameError(f'nv12: step {step} is smaller than a row ({width} bytes)')
+        expected = step * height * 3 // 2
+        if size != expected:
+            raise FrameError(f'nv12 {width}x{height}: data has {size} bytes, expected '
+                             f'step x height x 3/2 = {expected}')
+        rows = buf.reshape(height * 3 // 2, step)
+        y = rows[:height, :width]
+        uv = rows[height:, :width].reshape(height // 2, width // 2, 2)
+        return Frame('nv12', y, uv)
+    if encoding not in _PACKED:
+        lowered = encoding.lower()
+        if any(token in lowered for token in _HIGH_DEPTH_HINT):
+            raise FrameError(f'encoding {encoding!r} is not 8 bits per channel; supported: '
+                             + ', '.join(SUPPORTED_ENCODINGS))
+        raise FrameError(f'unknown encoding {encoding!r}; supported: '
+                         + ', '.join(SUPPORTED_ENCODINGS))
+    kind, bpp = _PACKED[encoding]
+    if kind in ('yuyv', 'uyvy') and width % 2:
+        raise FrameError(f'{encoding} needs an even width (2 pixels share chroma), got {width}')
+    row = width * bpp
+    if step < row:
+        raise FrameError(f'{encoding} {width}x{height}: step {step} is smaller than a row '
+                         f'({row} bytes)')
+    if size != step * height:
+        raise FrameError(f'{encoding} {width}x{height}: data has {size} bytes, expected '
+                         f'step x height = {step} x {height} = {step * height}')
+    rows = buf.reshape(height, step)[:, :row]
+    if kind == 'gray':
+        return Frame(kind, rows)
+    return Frame(kind, rows.reshape(height, width, bpp))
+
+
+def image_msg_to_frame(msg):
+    """A sensor_msgs/Image (or anything with its fields) to a Frame."""
+    return image_to_frame(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                          bool(msg.is_bigendian))
+
+
+def compressed_to_frame(fmt, data):
+    """Fields of a sensor_msgs/CompressedImage (jpeg or png) to a BGR Frame."""
+    fmt_l = (fmt or '').lower()
+    if 'compresseddepth' in fmt_l or not any(token in fmt_l for token in COMPRESSED_FORMATS):
+        raise FrameError(f'unsupported compressed format {fmt!r}; supported: jpeg, png')
+    buf = _buffer(data)
+    if buf.size == 0:
+        raise FrameError(f'empty {fmt} image')
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if image is None:
+        raise FrameError(f'could not decode {buf.size} bytes as {fmt} (corrupt or truncated)')
+    return Frame('bgr', image)
+
+
+def compressed_msg_to_frame(msg):
+    return compressed_to_frame(msg.format, msg.data)
+
+
+def frame_from_bgr(bgr):
+    """A Frame around a BGR (or grayscale) array, e.g. an image read with cv2.imread."""
+    if bgr.ndim == 2:
+        return Frame('gray', bgr)
+    if bgr.ndim == 3 and bgr.shape[2] in (3, 4):
+        return Frame('bgr' if bgr.shape[2] == 3 else 'bgra', bgr)
+    raise FrameError(f'expected an HxW, HxWx3 or HxWx4 image, got shape {bgr.shape}')
+
+
+def read_image(path):
+    """Read an image file as a BGR Frame (decoded by OpenCV, like CompressedImage)."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if data.size == 0:
+        raise FrameError(f'{path}: empty file')
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:
+        raise FrameError(f'{path}: not an image OpenCV can decode')
+    return Frame('bgr', image)

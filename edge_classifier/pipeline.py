@@ -1,0 +1,284 @@
+"""The ROS-free core: config -> frame -> NV12 -> backend -> top-k, and the worker pool.
+
+Classifier runs one frame synchronously (the CLI, tests, benchmarks). WorkerPool runs N
+worker threads over one latest-frame slot per source: a new frame replaces one that no
+worker has taken yet (counted as a drop), so a slow model never builds a queue.
+"""
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional
+
+import numpy as np
+
+from .backends import create_backend
+from .frames import FrameError
+from .nv12 import Geometry, nv12_size, to_nv12
+from .postprocess import Hypothesis, load_labels, top_k
+
+log = logging.getLogger('edge_classifier')
+
+
+class Classifier:
+    """One model, loaded once; thread-safe classify()."""
+
+    def __init__(self, cfg, backend=None, models_dir=None):
+        self.cfg = cfg
+        self.models_dir = models_dir
+        self.geometry = Geometry.from_config(cfg)
+        self.labels = (load_labels(cfg.resolve(cfg.labels_path, models_dir), cfg.num_classes)
+                       if cfg.labels_path else None)
+        self.backend = create_backend(cfg, models_dir, backend).load()
+        self.top_k = cfg.top_k
+        self.score_threshold = cfg.score_threshold
+        self._local = threading.local()
+
+    @property
+    def untrained(self):
+        return self.backend.untrained
+
+    def _nv12_buffer(self):
+        buf = getattr(self._local, 'nv12', None)
+        if buf is None:
+            buf = self._local.nv12 = np.empty(nv12_size(self.geometry.width,
+                                                        self.geometry.height), np.uint8)
+        return buf
+
+    def to_nv12(self, frame, out=None):
+        return to_nv12(frame, self.geometry, out=out)
+
+    def postprocess(self, scores, k=None, threshold=None):
+        return top_k(scores, self.top_k if k is None else k,
+                     self.score_threshold if threshold is None else threshold,
+                     self.labels, self.cfg.softmax)
+
+    def classify_nv12(self, nv12):
+        return self.postprocess(self.backend.infer([nv12])[0])
+
+    def classify(self, frame):
+        """Frame -> NV12 -> backend -> top-k: exactly the node's path."""
+        return self.classify_nv12(self.to_nv12(frame, out=self._nv12_buffer()))
+
+    def close(self):
+        self.backend.close()
+
+
+@dataclass
+class Result:
+    source: str
+    meta: Any                       # what the producer attached (the ROS header)
+    hypotheses: List[Hypothesis]
+    t_received: float               # time.monotonic() when the frame was submitted
+    inference_s: float
+    end_to_end_s: float             # submit -> result, before on_result runs
+
+
+class _Window:
+    """Recent samples for percentiles (bounded memory)."""
+
+    def __init__(self, size=2000):
+        self.values = collections.deque(maxlen=size)
+
+    def add(self, value):
+        self.values.append(value)
+
+    def percentiles(self, *qs):
+        if not self.values:
+            return [float('nan')] * len(qs)
+        data = np.fromiter(self.values, float)
+        return [float(np.percentile(data, q)) for q in qs]
+
+
+@dataclass
+class SourceStats:
+    received: int = 0
+    classified: int = 0
+    dropped: int = 0
+    malformed: int = 0
+    errors: int = 0
+    last_error: str = ''
+
+
+@dataclass
+class _Slot:
+    job: Optional[tuple] = None
+    seq: int = 0
+
+
+class WorkerPool:
+    """N workers over latest-frame slots, one per source.
+
+    submit(source, make_frame, meta): make_frame() is called in a worker and returns a
+    Frame (decoding happens off the caller's thread); a FrameError it raises counts the
+    frame as malformed. on_result(Result) is called from the worker thread;
+    on_error(source, kind, exception) for malformed frames ('malformed') and backend
+    failures ('error').
+    """
+
+    def __init__(self, classifier, workers=None, on_result=None, on_error=None,
+                 clock=time.monotonic):
+        self.classifier = classifier
+        self.workers = workers or classifier.cfg.workers
+        self.on_result = on_result or (lambda result: None)
+        self.on_error = on_error or (lambda source, kind, exc: None)
+        self.clock = clock
+        self._cond = threading.Condition()
+        self._slots = collections.OrderedDict()
+        self._seq = 0
+        self._running = False
+        self._threads = []
+        self._inference = _Window()
+        self._end_to_end = _Window()
+        self._done_times = collections.deque(maxlen=4000)
+        self._in_times = collections.deque(maxlen=4000)
+        self.sources = collections.defaultdict(SourceStats)
+        self.consecutive_errors = 0
+        self.started_at = None
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def start(self):
+        with self._cond:
+            if self._running:
+                return self
+            self._running = True
+        self.started_at = self.clock()
+        for i in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f'edge_classifier-worker-{i}',
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self, timeout=2.0):
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        self._threads = []
+        return not alive
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ---- producer side ------------------------------------------------------------------
+    def submit(self, source, make_frame, meta=None):
+        now = self.clock()
+        with self._cond:
+            stats = self.sources[source]
+            stats.received += 1
+            self._in_times.append(now)
+            slot = self._slots.get(source)
+            if slot is None:
+                slot = self._slots[source] = _Slot()
+            if slot.job is not None:
+                stats.dropped += 1
+            self._seq += 1
+            slot.job = (make_frame, meta, now)
+            slot.seq = self._seq
+            self._cond.notify()
+
+    def pending(self):
+        with self._cond:
+            return sum(1 for slot in self._slots.values() if slot.job is not None)
+
+    # ---- workers ------------------------------------------------------------------------
+    def _take(self):
+        """The oldest waiting frame across sources (fair), or None when stopping."""
+        with self._cond:
+            while True:
+                if not self._running:
+                    return None
+                ready = [(slot.seq, source) for source, slot in self._slots.items()
+                         if slot.job is not None]
+                if ready:
+                    _, source = min(ready)
+                    slot = self._slots[source]
+                    job, slot.job = slot.job, None
+                    return source, job
+                self._cond.wait()
+
+    def _work(self):
+        clf = self.classifier
+        buf = np.empty(nv12_size(clf.geometry.width, clf.geometry.height), np.uint8)
+        while True:
+            taken = self._take()
+            if taken is None:
+                return
+            source, (make_frame, meta, t_in) = taken
+            try:
+                nv12 = clf.to_nv12(make_frame(), out=buf)
+            except FrameError as exc:
+                self._count(source, 'malformed', exc)
+                continue
+            except Exception as exc:  # a conversion bug must not kill the worker
+                self._count(source, 'malformed', FrameError(f'{type(exc).__name__}: {exc}'))
+                continue
+            t0 = self.clock()
+            try:
+                scores = clf.backend.infer([nv12])[0]
+            except Exception as exc:
+                self._count(source, 'error', exc)
+                continue
+            t1 = self.clock()
+            hyps = clf.postprocess(scores)
+            done = self.clock()
+            result = Result(source, meta, hyps, t_in, t1 - t0, done - t_in)
+            with self._cond:
+                self.sources[source].classified += 1
+                self.consecutive_errors = 0
+                self._inference.add(t1 - t0)
+                self._end_to_end.add(done - t_in)
+                self._done_times.append(done)
+            try:
+                self.on_result(result)
+            except Exception:
+                log.exception('on_result failed for a frame from %s', source)
+
+    def _count(self, source, kind, exc):
+        with self._cond:
+            stats = self.sources[source]
+            if kind == 'malformed':
+                stats.malformed += 1
+            else:
+                stats.errors += 1
+                self.consecutive_errors += 1
+            stats.last_error = str(exc)
+        try:
+            self.on_error(source, kind, exc)
+        except Exception:
+            log.exception('on_error failed')
+
+    # ---- stats --------------------------------------------------------------------------
+    def stats(self, window_s=5.0):
+        """Totals and recent rates: a snapshot for diagnostics and benchmarks."""
+        now = self.clock()
+        with self._cond:
+            totals = SourceStats()
+            for s in self.sources.values():
+                for name in ('received', 'classified', 'dropped', 'malformed', 'errors'):
+                    setattr(totals, name, getattr(totals, name) + getattr(s, name))
+            inf50, inf99 = self._inference.percentiles(50, 99)
+            e2e50, e2e99 = self._end_to_end.percentiles(50, 99)
+            since = max(now - window_s, self.started_at or now)
+            span = max(now - since, 1e-9)
+            out_fps = sum(1 for t in self._done_times if t >= since) / span
+            in_fps = sum(1 for t in self._in_times if t >= since) / span
+            per_source = {k: SourceStats(**vars(v)) for k, v in self.sources.items()}
+            consecutive = self.consecutive_errors
+        return {
+            'received': totals.received, 'classified': totals.classified,
+            'dropped': totals.dropped, 'malformed': totals.malformed, 'errors': totals.errors,
+            'consecutive_errors': consecutive,
+            'input_fps': in_fps, 'classified_fps': out_fps,
+            'inference_ms_p50': inf50 * 1e3, 'inference_ms_p99': inf99 * 1e3,
+            'end_to_end_ms_p50': e2e50 * 1e3, 'end_to_end_ms_p99': e2e99 * 1e3,
+            'sources': per_source, 'workers': self.workers,
+        }

@@ -1,0 +1,1 @@
+"""Command-line tools: assets, models, benchmark, sample camera, echo."""

