@@ -1,0 +1,68 @@
+"""BGR images to sensor_msgs/Image and CompressedImage payloads, in every encoding the
+node reads: what the sample camera publishes and what the tests round-trip. Message-free:
+returns the fields; the caller fills a message.
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .nv12 import bgr_to_nv12
+
+RAW_ENCODINGS = ('bgr8', 'rgb8', 'bgra8', 'rgba8', 'mono8', 'yuv422_yuy2', 'uyvy', 'nv12')
+COMPRESSED = ('jpeg', 'png')
+ENCODINGS = RAW_ENCODINGS + COMPRESSED
+
+
+@dataclass
+class Raw:
+    encoding: str
+    height: int
+    width: int
+    step: int
+    data: bytes
+
+
+def encode_raw(bgr, encoding, row_padding=0):
+    """A BGR image as Image fields in `encoding`; row_padding adds bytes to each row."""
+    h, w = bgr.shape[:2]
+    if encoding in ('yuv422_yuy2', 'uyvy', 'nv12'):
+        h, w = h - h % 2, w - w % 2
+        bgr = bgr[:h, :w]
+    if encoding == 'bgr8':
+        arr = bgr
+    elif encoding == 'rgb8':
+        arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    elif encoding == 'bgra8':
+        arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    elif encoding == 'rgba8':
+        arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)
+    elif encoding == 'mono8':
+        arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    elif encoding == 'yuv422_yuy2':
+        arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_YUYV)
+    elif encoding == 'uyvy':
+        arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_UYVY)
+    elif encoding == 'nv12':
+        arr = bgr_to_nv12(np.ascontiguousarray(bgr)).reshape(h * 3 // 2, w)
+    else:
+        raise ValueError(f'unknown raw encoding {encoding!r}; expected one of '
+                         + ', '.join(RAW_ENCODINGS))
+    rows = arr.reshape(arr.shape[0], -1)
+    if row_padding:
+        rows = np.concatenate([rows, np.zeros((rows.shape[0], row_padding), np.uint8)], axis=1)
+    rows = np.ascontiguousarray(rows)
+    return Raw(encoding, h, w, rows.shape[1], rows.tobytes())
+
+
+def encode_compressed(bgr, fmt, quality=90):
+    """A BGR image as CompressedImage fields (format, data)."""
+    if fmt == 'jpeg':
+        ok, buf = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    elif fmt == 'png':
+        ok, buf = cv2.imencode('.png', bgr)
+    else:
+        raise ValueError(f'unknown compressed format {fmt!r}; expected jpeg or png')
+    if not ok:
+        raise ValueError(f'OpenCV could not encode a {bgr.shape} image as {fmt}')
+    return fmt, buf.tobytes()

@@ -1,0 +1,298 @@
+"""The classifier node: ROS wiring only (parameters, topics, QoS, threads).
+
+Frames from the subscriptions go into the pipeline's latest-frame slots (the callbacks
+only store the message); the worker pool converts, infers and publishes from its own
+threads, so the executor never blocks on inference and a slow model drops stale frames.
+"""
+import sys
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import (Classification, LabelInfo, ObjectHypothesis, VisionClass,
+                             VisionInfo)
+
+from . import config as model_config
+from .backends import BackendError
+from .config import ConfigError
+from .frames import compressed_msg_to_frame, image_msg_to_frame
+from .pipeline import Classifier, WorkerPool
+from .postprocess import LabelsError
+
+try:  # Jazzy and later
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
+
+try:
+    from rclpy.executors import ExternalShutdownException
+except ImportError:  # pragma: no cover
+    ExternalShutdownException = KeyboardInterrupt
+
+RELOAD_KEYS = frozenset(set(model_config.config_keys()) - {'top_k', 'score_threshold'}
+                        | {'model', 'image_topics', 'compressed_topics', 'reliability', 'depth',
+                           'output_topic', 'per_source_output'})
+ERROR_STREAK = 5  # consecutive backend failures before diagnostics report ERROR
+
+
+class StartupError(RuntimeError):
+    """A parameter, config, model or labels file the node cannot start with."""
+
+
+def _descriptor(text, read_only=False, dynamic=False):
+    return ParameterDescriptor(description=text, read_only=read_only, dynamic_typing=dynamic)
+
+
+class ClassifierNode(Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('edge_classifier', **kwargs)
+        self.cfg = self._declare_model_parameters()
+        io = self._declare_io_parameters()
+        try:
+            self.classifier = Classifier(self.cfg)
+        except (BackendError, LabelsError) as exc:
+            raise StartupError(str(exc)) from exc
+        backend = self.classifier.backend
+        if self.classifier.untrained:
+            self.get_logger().error(
+                f'MODEL HAS UNTRAINED (RANDOM) WEIGHTS: {backend.describe()}. Its classes are '
+                f'meaningless; use it for speed measurements only.')
+        self.get_logger().info(f'model {self.cfg.model_name}: {backend.describe()}, '
+                               f'{self.cfg.workers} workers')
+
+        reliable_latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.output_topic = io['output_topic']
+        self.pub = self.create_publisher(Classification, self.output_topic, 10)
+        self.label_pub = self.create_publisher(LabelInfo, self.output_topic + '/label_info',
+                                               reliable_latched)
+        self.info_pub = self.create_publisher(VisionInfo, self.output_topic + '/vision_info',
+                                              reliable_latched)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.source_pubs = {}
+
+        qos = QoSProfile(depth=io['depth'], history=HistoryPolicy.KEEP_LAST,
+                         reliability=(ReliabilityPolicy.RELIABLE if io['reliability'] == 'reliable'
+                                      else ReliabilityPolicy.BEST_EFFORT))
+        self.pool = WorkerPool(self.classifier, self.cfg.workers, on_result=self._publish,
+                               on_error=self._on_frame_error)
+        self.subs = []
+        for topic in io['image_topics']:
+            self._subscribe(Image, topic, image_msg_to_frame, qos, io['per_source_output'])
+        for topic in io['compressed_topics']:
+            self._subscribe(CompressedImage, topic, compressed_msg_to_frame, qos,
+                            io['per_source_output'])
+        self._publish_label_info()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.pool.start()
+        self.diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+
+    # ---- parameters ---------------------------------------------------------------------
+    def _declare_model_parameters(self):
+        model = self.declare_parameter(
+            'model', '', _descriptor('model config: a name from config/ or a YAML path; its '
+                                     'values are the defaults of the model parameters',
+                                     read_only=True)).value
+        try:
+            base = model_config.load_config(model) if model else model_config.ModelConfig()
+        except ConfigError as exc:
+            raise StartupError(f'parameter model: {exc}') from exc
+        values = {}
+        for key, default in base.to_dict().items():
+            param = self.declare_parameter(
+                key, default, _descriptor(f'model config key {key} (see config/*.yaml)',
+                                          dynamic=True))
+            values[key] = param.value
+        origin = f'parameters of {self.get_fully_qualified_name()}'
+        try:
+            cfg = model_config.from_dict(values, origin=origin)
+        except ConfigError as exc:
+            raise StartupError(str(exc)) from exc
+        cfg.origin = base.origin or origin
+        return cfg
+
+    def _declare_io_parameters(self):
+        def declare(name, default, text):
+            return self.declare_parameter(name, default, _descriptor(text)).value
+
+        image_topics = declare('image_topics', ['/image_raw'], 'sensor_msgs/Image topics')
+        compressed = self.declare_parameter(
+            'compressed_topics', Parameter.Type.STRING_ARRAY,
+            _descriptor('sensor_msgs/CompressedImage topics (jpeg, png)')).value or []
+        io = {
+            'image_topics': [t for t in (image_topics or []) if t],
+            'compressed_topics': [t for t in compressed if t],
+            'reliability': declare('reliability', 'best_effort',
+                                   'input QoS reliability: best_effort (REP-2003 sensor data) '
+                                   'or reliable'),
+            'depth': declare('depth', 1, 'input QoS history depth'),
+            'output_topic': declare('output_topic', '/classification',
+                                    'vision_msgs/Classification output topic'),
+            'per_source_output': declare('per_source_output', False,
+                                         'also publish each source on <image topic>/classification'),
+        }
+        if io['reliability'] not in ('best_effort', 'reliable'):
+            raise StartupError(f'parameter reliability: {io["reliability"]!r} is not one of '
+                               f'best_effort, reliable')
+        if not isinstance(io['depth'], int) or io['depth'] < 1:
+            raise StartupError(f'parameter depth: must be an integer >= 1, got {io["depth"]!r}')
+        if not io['image_topics'] and not io['compressed_topics']:
+            raise StartupError('parameters image_topics and compressed_topics are both empty: '
+                               'nothing to classify')
+        if not io['output_topic']:
+            raise StartupError('parameter output_topic must not be empty')
+        return io
+
+    def _on_set_parameters(self, params):
+        changes = {}
+        for p in params:
+            if p.name in RELOAD_KEYS:
+                return SetParametersResult(
+                    successful=False,
+                    reason=f'{p.name} needs a restart of the node (model, backend, workers and '
+                           f'topics are fixed at startup); only top_k and score_threshold change '
+                           f'at run time')
+            if p.name in ('top_k', 'score_threshold'):
+                changes[p.name] = p.value
+        if not changes:
+            return SetParametersResult(successful=True)
+        try:
+            updated = self.cfg.replace(**changes)
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.cfg = updated
+        self.classifier.top_k = updated.top_k
+        self.classifier.score_threshold = updated.score_threshold
+        self.get_logger().info(f'now top_k={updated.top_k}, '
+                               f'score_threshold={updated.score_threshold}')
+        return SetParametersResult(successful=True)
+
+    # ---- topics -------------------------------------------------------------------------
+    def _subscribe(self, msg_type, topic, to_frame, qos, per_source):
+        resolved = self.resolve_topic_name(topic)
+        if per_source:
+            self.source_pubs[resolved] = self.create_publisher(
+                Classification, resolved.rstrip('/') + '/classification', 10)
+        callbacks = SubscriptionEventCallbacks(
+            incompatible_qos=lambda event, t=resolved: self.get_logger().error(
+                f'{t}: a publisher has incompatible QoS ({event.last_policy_kind}); this node '
+                f'subscribes with reliability={"reliable" if qos.reliability == ReliabilityPolicy.RELIABLE else "best_effort"}: '
+                f'set the reliability parameter to match the camera'))
+
+        def on_frame(msg, source=resolved):
+            self.pool.submit(source, lambda: to_frame(msg), msg.header)
+
+        self.subs.append(self.create_subscription(msg_type, topic, on_frame, qos,
+                                                  event_callbacks=callbacks))
+        self.get_logger().info(f'subscribed to {resolved} ({msg_type.__name__})')
+
+    def _publish(self, result):
+        msg = Classification()
+        msg.header = result.meta
+        msg.results = [ObjectHypothesis(class_id=h.class_id, score=h.score)
+                       for h in result.hypotheses]
+        self._safe_publish(self.pub, msg)
+        pub = self.source_pubs.get(result.source)
+        if pub is not None:
+            self._safe_publish(pub, msg)
+
+    def _safe_publish(self, pub, msg):
+        try:
+            pub.publish(msg)
+        except Exception as exc:  # RCLError under load, or during shutdown
+            self.get_logger().warning(f'publish on {pub.topic_name} failed: {exc}',
+                                      throttle_duration_sec=5.0)
+
+    def _on_frame_error(self, source, kind, exc):
+        if kind == 'malformed':
+            self.get_logger().warning(f'{source}: dropped a malformed frame: {exc}',
+                                      throttle_duration_sec=2.0)
+        else:
+            self.get_logger().error(f'{source}: inference failed: {type(exc).__name__}: {exc}',
+                                    throttle_duration_sec=2.0)
+
+    def _publish_label_info(self):
+        labels = self.classifier.labels or [str(i) for i in range(self.cfg.num_classes)]
+        self.declare_parameter('class_names', labels,
+                               _descriptor('class names by class_id (the label database)',
+                                           read_only=True))
+        msg = LabelInfo()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.class_map = [VisionClass(class_id=i, class_name=name) for i, name in enumerate(labels)]
+        msg.threshold = float(self.cfg.score_threshold)
+        self.label_pub.publish(msg)
+        info = VisionInfo()
+        info.header.stamp = msg.header.stamp
+        info.method = f'{self.cfg.model_name} ({self.classifier.backend.name}, NV12 ' \
+                      f'{self.cfg.input_width}x{self.cfg.input_height})'
+        info.database_location = f'{self.get_fully_qualified_name()}/class_names'
+        info.database_version = 0
+        self.info_pub.publish(info)
+
+    # ---- diagnostics --------------------------------------------------------------------
+    def _publish_diagnostics(self):
+        s = self.pool.stats()
+        status = DiagnosticStatus()
+        status.name = f'{self.get_name()}: classifier'
+        status.hardware_id = self.classifier.backend.name
+        if s['consecutive_errors'] >= ERROR_STREAK:
+            status.level, status.message = DiagnosticStatus.ERROR, \
+                f'inference failing: {s["consecutive_errors"]} errors in a row'
+        elif self.classifier.untrained:
+            status.level, status.message = DiagnosticStatus.WARN, 'model has untrained weights'
+        else:
+            status.level, status.message = DiagnosticStatus.OK, 'classifying'
+        fmt = {'input_fps': '{:.1f}', 'classified_fps': '{:.1f}'}
+        values = [('model', self.cfg.model_name), ('backend', self.classifier.backend.name),
+                  ('model_path', str(self.classifier.backend.model_path)),
+                  ('workers', str(s['workers']))]
+        for key in ('input_fps', 'classified_fps', 'received', 'classified', 'dropped',
+                    'malformed', 'errors', 'inference_ms_p50', 'inference_ms_p99',
+                    'end_to_end_ms_p50', 'end_to_end_ms_p99'):
+            value = s[key]
+            values.append((key, fmt.get(key, '{:.2f}' if isinstance(value, float) else '{}')
+                           .format(value)))
+        for source, st in s['sources'].items():
+            values.append((f'{source}: received/classified/dropped/malformed/errors',
+                           f'{st.received}/{st.classified}/{st.dropped}/{st.malformed}/{st.errors}'))
+            if st.last_error:
+                values.append((f'{source}: last error', st.last_error[:200]))
+        status.values = [KeyValue(key=k, value=v) for k, v in values]
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [status]
+        self._safe_publish(self.diag_pub, msg)
+
+    def shutdown(self):
+        self.pool.stop()
+        self.classifier.close()
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ClassifierNode()
+    except (StartupError, ConfigError) as exc:
+        print(f'[edge_classifier] cannot start: {exc}', file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

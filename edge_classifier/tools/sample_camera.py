@@ -1,0 +1,171 @@
+"""A camera for demos and tests: publishes photos (the bundled samples, a folder, or a
+video file) at a rate, as sensor_msgs/Image in a chosen encoding or as CompressedImage.
+
+    ros2 run edge_classifier sample_camera --ros-args -p encoding:=nv12 -p rate:=30.0
+
+Parameters: source ('' = the bundled sample photos; a folder; a video file), topic
+(/image_raw; compressed encodings publish on <topic>/compressed), encoding (bgr8, rgb8,
+bgra8, rgba8, mono8, yuv422_yuy2, uyvy, nv12, jpeg, png), rate (Hz), width/height (0 =
+keep the photo's size), frame_id, frame_id_from_file (frame_id = the photo's file name
+stem), count (0 = forever), reliability (reliable, like most camera drivers, or
+best_effort).
+"""
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+
+from .. import resources
+from ..encode import COMPRESSED, ENCODINGS, encode_compressed, encode_raw
+
+try:
+    from rclpy.executors import ExternalShutdownException
+except ImportError:  # pragma: no cover
+    ExternalShutdownException = KeyboardInterrupt
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
+
+
+def load_frames(source, width=0, height=0):
+    """[(name, bgr)] from '' (bundled samples), a folder of images, or a video file."""
+    if not source:
+        paths = resources.sample_images()
+        if not paths:
+            raise FileNotFoundError(f'no sample photos in {resources.samples_dir()}: run '
+                                    f'`make setup` or `python -m edge_classifier.tools.assets`')
+    else:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not paths:
+                raise FileNotFoundError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {path}')
+        elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            paths = [path]
+        elif path.is_file():
+            return _video_frames(path, width, height)
+        else:
+            raise FileNotFoundError(f'camera source {path} does not exist')
+    frames = []
+    for p in paths:
+        image = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f'{p}: not an image OpenCV can read')
+        frames.append((p.stem, _resize(image, width, height)))
+    return frames
+
+
+def _video_frames(path, width, height, limit=300):
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < limit:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append((f'{path.stem}_{len(frames):04d}', _resize(image, width, height)))
+    cap.release()
+    if not frames:
+        raise ValueError(f'{path}: no frames could be read (not a video OpenCV can decode?)')
+    return frames
+
+
+def _resize(image, width, height):
+    if width and height and (image.shape[1], image.shape[0]) != (width, height):
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return image
+
+
+class SampleCamera(Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('sample_camera', **kwargs)
+        p = {name: self.declare_parameter(name, default).value for name, default in (
+            ('source', ''), ('topic', '/image_raw'), ('encoding', 'bgr8'), ('rate', 2.0),
+            ('width', 0), ('height', 0), ('frame_id', 'camera_optical_frame'),
+            ('frame_id_from_file', False), ('count', 0), ('reliability', 'reliable'))}
+        if p['encoding'] not in ENCODINGS:
+            raise ValueError(f'parameter encoding: {p["encoding"]!r} is not one of '
+                             + ', '.join(ENCODINGS))
+        if p['rate'] <= 0:
+            raise ValueError(f'parameter rate: must be > 0 Hz, got {p["rate"]}')
+        self.params = p
+        frames = load_frames(p['source'], p['width'], p['height'])
+        # Encode once: publishing is then only a copy into the message.
+        self.messages = [(name, self._encode(image)) for name, image in frames]
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE
+                         if p['reliability'] == 'reliable' else ReliabilityPolicy.BEST_EFFORT)
+        compressed = p['encoding'] in COMPRESSED
+        topic = p['topic'].rstrip('/') + '/compressed' if compressed else p['topic']
+        self.pub = self.create_publisher(CompressedImage if compressed else Image, topic, qos)
+        self.sent = 0
+        self.timer = self.create_timer(1.0 / p['rate'], self._tick)
+        self.get_logger().info(f'publishing {len(self.messages)} frames on {topic} as '
+                               f'{p["encoding"]} at {p["rate"]} Hz')
+
+    def _encode(self, image):
+        enc = self.params['encoding']
+        if enc in COMPRESSED:
+            msg = CompressedImage()
+            msg.format, msg.data = encode_compressed(image, enc)
+            return msg
+        raw = encode_raw(image, enc)
+        msg = Image()
+        msg.encoding, msg.height, msg.width, msg.step = raw.encoding, raw.height, raw.width, \
+            raw.step
+        msg.is_bigendian = 0
+        msg.data = raw.data
+        return msg
+
+    def _tick(self):
+        count = self.params['count']
+        if count and self.sent >= count:
+            self.timer.cancel()
+            return
+        name, msg = self.messages[self.sent % len(self.messages)]
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = name if self.params['frame_id_from_file'] else \
+            self.params['frame_id']
+        try:
+            self.pub.publish(msg)
+        except Exception as exc:  # RCLError under load: keep the camera going
+            self.get_logger().warning(f'publish failed: {exc}', throttle_duration_sec=5.0)
+        self.sent += 1
+
+
+def large_frame_profile():
+    """The Fast DDS profile that lets best-effort subscribers receive large frames."""
+    try:
+        path = resources.config_dir() / 'fastdds_large_frames.xml'
+    except FileNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
+def main(args=None):
+    # Before rclpy.init: Fast DDS reads its profile when the participant is created.
+    profile = large_frame_profile()
+    if profile and 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ:
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)
+    rclpy.init(args=args)
+    try:
+        node = SampleCamera()
+    except (ValueError, FileNotFoundError) as exc:
+        print(f'[sample_camera] cannot start: {exc}', file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
