@@ -28,9 +28,13 @@ class Classifier:
         self.cfg = cfg
         self.models_dir = models_dir
         self.geometry = Geometry.from_config(cfg)
-        self.labels = (load_labels(cfg.resolve(cfg.labels_path, models_dir), cfg.num_classes)
-                       if cfg.labels_path else None)
         self.backend = create_backend(cfg, models_dir, backend).load()
+        try:
+            self.labels = (load_labels(cfg.resolve(cfg.labels_path, models_dir),
+                                       cfg.num_classes) if cfg.labels_path else None)
+        except Exception:
+            self.backend.close()
+            raise
         self.top_k = cfg.top_k
         self.score_threshold = cfg.score_threshold
         self._local = threading.local()

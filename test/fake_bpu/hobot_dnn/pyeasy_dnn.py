@@ -1,0 +1,68 @@
+"""A fake of hobot_dnn.pyeasy_dnn that follows its documented API exactly:
+
+    models = load(path)                      -> list of Model
+    model.inputs[0].properties.layout        -> "NCHW" | "NHWC"
+    model.inputs[0].properties.shape         -> tuple, e.g. (1, 3, 224, 224)
+    model.inputs[0].properties.tensor_type   -> "NV12", ...
+    outs = model.forward(nv12, core_id=0, priority=0)
+    outs[0].buffer                           -> numpy array, e.g. (1, 1000, 1, 1) float32
+
+A "compiled model" here is a JSON file naming an ONNX model and the normalization that
+the RDK toolchain would compile in (mean, scale), plus the input properties. forward()
+checks its input as the board does (uint8 NV12 of the model's size) and runs the ONNX
+model with ONNX Runtime on NV12 -> RGB -> (x - mean) * scale, so results match a real
+compiled float model up to quantization. Calls are recorded in CALLS for assertions.
+"""
+import json
+
+import cv2
+import numpy as np
+
+CALLS = []
+
+
+class TensorProperties:
+    def __init__(self, layout, shape, tensor_type):
+        self.layout = layout
+        self.shape = tuple(shape)
+        self.tensor_type = tensor_type
+
+
+class Tensor:
+    def __init__(self, name, properties, buffer=None):
+        self.name = name
+        self.properties = properties
+        self.buffer = buffer
+
+
+class Model:
+    def __init__(self, spec):
+        import onnxruntime as ort
+        self.name = spec.get('name', 'model')
+        self._spec = spec
+        self._session = ort.InferenceSession(spec['onnx'], providers=['CPUExecutionProvider'])
+        self.inputs = [Tensor('data', TensorProperties(spec.get('layout', 'NCHW'),
+                                                       spec['shape'],
+                                                       spec.get('tensor_type', 'NV12')))]
+        self.outputs = [Tensor('output', TensorProperties('NCHW', (1, 1000, 1, 1), 'F32'))]
+
+    def forward(self, input_tensor, core_id=0, priority=0):
+        CALLS.append({'core_id': core_id, 'priority': priority})
+        shape, layout = self.inputs[0].properties.shape, self.inputs[0].properties.layout
+        h, w = (shape[2], shape[3]) if layout == 'NCHW' else (shape[1], shape[2])
+        arr = np.asarray(input_tensor)
+        if arr.dtype != np.uint8 or arr.size != h * w * 3 // 2:
+            raise RuntimeError(f'input must be uint8 NV12 of {w}x{h} ({h * w * 3 // 2} bytes), '
+                               f'got {arr.dtype} {arr.size}')
+        rgb = cv2.cvtColor(arr.reshape(h * 3 // 2, w), cv2.COLOR_YUV2RGB_NV12).astype(np.float32)
+        x = (rgb - np.float32(self._spec['mean'])) * np.float32(self._spec['scale'])
+        scores = self._session.run(None, {self._session.get_inputs()[0].name:
+                                          x.transpose(2, 0, 1)[None]})[0]
+        return [Tensor('output', self.outputs[0].properties,
+                       scores.reshape(1, -1, 1, 1).astype(np.float32))]
+
+
+def load(path):
+    with open(path) as fh:
+        spec = json.load(fh)
+    return [Model(spec)]

@@ -1,0 +1,142 @@
+"""Backends: ONNX Runtime on real models; the BPU adapter against a fake hobot_dnn that
+follows the board's documented API."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_classifier.backends import BackendError, create_backend
+from edge_classifier.frames import read_image
+from edge_classifier.nv12 import Geometry, to_nv12
+
+from helpers import tiny_config, tiny_onnx
+
+FAKE_BPU = str(Path(__file__).resolve().parent / 'fake_bpu')
+
+
+@pytest.fixture
+def fake_hobot_dnn(monkeypatch):
+    monkeypatch.syspath_prepend(FAKE_BPU)
+    for name in [m for m in sys.modules if m.startswith('hobot_dnn')]:
+        monkeypatch.delitem(sys.modules, name)
+    import hobot_dnn.pyeasy_dnn as dnn
+    dnn.CALLS.clear()
+    return dnn
+
+
+def compiled_model(path, onnx_path, cfg, **overrides):
+    """A fake .bin: the ONNX model with mean/scale 'compiled in', as the toolchain does."""
+    spec = {'onnx': str(onnx_path), 'mean': cfg.mean, 'scale': [1.0 / s for s in cfg.std],
+            'layout': 'NCHW', 'shape': [1, 3, cfg.input_height, cfg.input_width],
+            'tensor_type': 'NV12'}
+    spec.update(overrides)
+    Path(path).write_text(json.dumps(spec))
+    return path
+
+
+def test_onnxruntime_backend_on_the_default_model(default_cfg, samples):
+    with create_backend(default_cfg, backend='onnxruntime') as backend:
+        assert backend.name == 'onnxruntime' and not backend.untrained
+        nv12 = to_nv12(read_image(samples['coffee']), Geometry.from_config(default_cfg))
+        scores = backend.infer([nv12, nv12])
+        assert scores.shape == (2, 1000) and scores.dtype == np.float32
+        assert int(np.argmax(scores[0])) == 967  # espresso
+        assert np.allclose(scores[0], scores[1], atol=1e-5)
+
+
+def test_preprocess_is_nv12_to_rgb_normalized_nchw(default_cfg):
+    backend = create_backend(default_cfg, backend='onnxruntime')
+    nv12 = np.full(224 * 224 * 3 // 2, 128, np.uint8)
+    nv12[:224 * 224] = 235  # Y=235, U=V=128: white in limited range
+    blob = backend.preprocess([nv12])
+    assert blob.shape == (1, 3, 224, 224) and blob.dtype == np.float32
+    assert np.allclose(blob, (255 - 127) / 128, atol=0.02)
+
+
+def test_missing_model_names_path_and_fix(tmp_path):
+    cfg = tiny_config(tmp_path, onnx_path='nope.onnx')
+    with pytest.raises(BackendError) as err:
+        create_backend(cfg).load()
+    message = str(err.value)
+    assert str(tmp_path / 'nope.onnx') in message and 'onnx_path' in message
+    assert 'edge_classifier.tools.models prepare tiny' in message
+
+
+def test_corrupt_model_file(tmp_path):
+    cfg = tiny_config(tmp_path)
+    (tmp_path / 'tiny.onnx').write_bytes(b'\x08\x01garbage' * 10)
+    with pytest.raises(BackendError, match='cannot load .*tiny.onnx'):
+        create_backend(cfg).load()
+
+
+def test_input_size_mismatch_is_reported(tmp_path):
+    cfg = tiny_config(tmp_path)
+    tiny_onnx(tmp_path / 'tiny.onnx', size=64)
+    with pytest.raises(BackendError, match=r'\[N, 3, 32, 32\]'):
+        create_backend(cfg).load()
+
+
+def test_class_count_mismatch_is_reported(tmp_path):
+    cfg = tiny_config(tmp_path)
+    tiny_onnx(tmp_path / 'tiny.onnx', classes=7)
+    with create_backend(cfg) as backend, pytest.raises(BackendError, match='outputs 7 scores'):
+        backend.infer([np.zeros(32 * 32 * 3 // 2, np.uint8)])
+
+
+def test_untrained_metadata_is_detected_and_fixed_batch_models_work(tmp_path):
+    cfg = tiny_config(tmp_path)
+    tiny_onnx(tmp_path / 'tiny.onnx', batch=1, weights='untrained')
+    with create_backend(cfg) as backend:
+        assert backend.untrained and 'UNTRAINED' in backend.describe()
+        assert backend.infer([np.zeros(1536, np.uint8)] * 3).shape == (3, 10)
+
+
+def test_unknown_backend_name(tmp_path):
+    with pytest.raises(BackendError, match="unknown backend 'tpu'"):
+        create_backend(tiny_config(tmp_path), backend='tpu')
+
+
+def test_bpu_without_hobot_dnn_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'hobot_dnn', None)
+    monkeypatch.setitem(sys.modules, 'hobot_dnn_rdkx5', None)
+    with pytest.raises(BackendError, match='hobot_dnn.*backend: onnxruntime'):
+        create_backend(tiny_config(tmp_path), backend='bpu').load()
+    # auto falls back to ONNX Runtime off the board
+    assert create_backend(tiny_config(tmp_path, backend='auto')).name == 'onnxruntime'
+
+
+def test_bpu_backend_matches_onnxruntime_on_the_same_nv12(default_cfg, samples, tmp_path,
+                                                         fake_hobot_dnn):
+    bin_path = compiled_model(tmp_path / 'lite0.bin', default_cfg.resolve(default_cfg.onnx_path),
+                              default_cfg)
+    cfg = default_cfg.replace(bpu_path=str(bin_path), bpu_core_id=1, bpu_priority=7)
+    geometry = Geometry.from_config(cfg)
+    nv12 = [to_nv12(read_image(samples[n]), geometry) for n in ('chelsea', 'coffee')]
+    with create_backend(cfg, backend='bpu') as bpu, \
+            create_backend(cfg, backend='onnxruntime') as ort_backend:
+        assert bpu.name == 'bpu'
+        a, b = bpu.infer(nv12), ort_backend.infer(nv12)
+    assert a.shape == (2, 1000)
+    assert np.allclose(a, b, atol=1e-3)
+    assert fake_hobot_dnn.CALLS == [{'core_id': 1, 'priority': 7}] * 2
+    # auto picks the BPU where hobot_dnn imports and the .bin exists
+    assert create_backend(cfg.replace(backend='auto')).name == 'bpu'
+
+
+def test_bpu_checks_the_compiled_input(default_cfg, tmp_path, fake_hobot_dnn):
+    onnx_path = default_cfg.resolve(default_cfg.onnx_path)
+    cases = [({'tensor_type': 'RGB'}, 'input tensor type is RGB'),
+             ({'shape': [1, 3, 256, 256]}, 'model input is 256x256'),
+             ({'layout': 'NHWC', 'shape': [1, 224, 224, 3]}, None)]
+    for overrides, error in cases:
+        bin_path = compiled_model(tmp_path / 'm.bin', onnx_path, default_cfg, **overrides)
+        backend = create_backend(default_cfg.replace(bpu_path=str(bin_path)), backend='bpu')
+        if error:
+            with pytest.raises(BackendError, match=error):
+                backend.load()
+        else:
+            backend.load()
+    with pytest.raises(BackendError, match='not found'):
+        create_backend(default_cfg.replace(bpu_path=str(tmp_path / 'x.bin')), backend='bpu').load()

@@ -1,0 +1,117 @@
+from pathlib import Path
+
+import pytest
+
+from edge_classifier import resources
+from edge_classifier.config import (ConfigError, ModelConfig, config_keys, from_dict,
+                                    load_config, load_file)
+
+SEEDS = ['mobilenetv2', 'mobilenetv3', 'mobilenetv3_small', 'mobileone_s0', 'mobileone_s1',
+         'mobileone_s2', 'mobileone_s3', 'mobileone_s4', 'efficientnet_b2', 'efficientnet_b3',
+         'efficientnet_b4', 'efficientnet_lite0']
+
+
+def write(tmp_path, text, name='m.yaml'):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_every_seed_model_has_a_valid_config():
+    assert set(SEEDS) <= set(resources.available_models())
+    for name in SEEDS:
+        cfg = load_config(name)
+        assert cfg.model_name == name
+        assert cfg.onnx_path.endswith('.onnx') and cfg.bpu_path.endswith('_nv12.bin')
+        assert (cfg.input_width, cfg.input_height) == (224, 224)
+        assert cfg.origin.endswith(f'config/{name}.yaml')
+
+
+def test_float_seed_models_use_the_seeds_preprocessing():
+    cfg = load_config('mobilenetv3')
+    assert (cfg.resize_mode, cfg.resize_short_side) == ('resize_crop', 256)
+    assert cfg.mean == [123.675, 116.28, 103.53] and cfg.std == [58.395, 57.12, 57.375]
+    assert cfg.softmax and cfg.channel_order == 'rgb'
+
+
+def test_default_model_is_lite0_with_its_own_normalization():
+    cfg = load_config('efficientnet_lite0')
+    assert cfg == ModelConfig(**{**cfg.to_dict()})
+    assert cfg.mean == [127.0] * 3 and cfg.std == [128.0] * 3
+    assert ModelConfig().model_name == 'efficientnet_lite0'
+
+
+def test_yaml_path_works_and_relative_paths_resolve_against_models_dir(tmp_path):
+    path = write(tmp_path, '/**:\n  ros__parameters:\n    model_name: x\n'
+                           f'    models_dir: {tmp_path}\n    onnx_path: sub/x.onnx\n')
+    cfg = load_config(str(path))
+    assert cfg.resolve(cfg.onnx_path) == tmp_path / 'sub' / 'x.onnx'
+    assert cfg.resolve('/abs/y.onnx') == Path('/abs/y.onnx')
+    assert cfg.resolve(cfg.onnx_path, models_dir='/other') == Path('/other/sub/x.onnx')
+
+
+def test_node_name_key_is_accepted(tmp_path):
+    path = write(tmp_path, 'edge_classifier:\n  ros__parameters:\n    top_k: 3\n')
+    assert load_file(path).top_k == 3
+
+
+@pytest.mark.parametrize('body, words', [
+    ('    colour: rgb\n', ["unknown key(s) 'colour'", 'allowed keys']),
+    ('    top_k: five\n', ["key 'top_k'", 'expected an integer', "'five'"]),
+    ('    top_k: 0\n', ["key 'top_k'", 'between 1 and num_classes']),
+    ('    softmax: 1\n', ["key 'softmax'", 'true or false']),
+    ('    mean: [1, 2]\n', ["key 'mean'", 'list of 3 numbers']),
+    ('    std: [1, 0, 1]\n', ["key 'std'", 'must not contain 0']),
+    ('    resize_mode: crop\n', ["key 'resize_mode'", 'resize_crop, letterbox, stretch']),
+    ('    backend: gpu\n', ["key 'backend'", 'auto, onnxruntime, bpu']),
+    ('    input_width: 223\n', ["key 'input_width'", 'even']),
+    ('    score_threshold: 1.5\n', ["key 'score_threshold'", '[0, 1]']),
+    ('    workers: 0\n', ["key 'workers'", 'between 1 and 64']),
+    ('    resize_short_side: 100\n', ["key 'resize_short_side'", 'smaller than the input']),
+])
+def test_invalid_values_name_file_key_and_allowed_values(tmp_path, body, words):
+    path = write(tmp_path, '/**:\n  ros__parameters:\n' + body)
+    with pytest.raises(ConfigError) as err:
+        load_file(path)
+    message = str(err.value)
+    assert str(path) in message
+    for word in words:
+        assert word in message
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    path = write(tmp_path, '/**:\n  ros__parameters:\n    top_k: [1, 2\n    x: 1\n')
+    with pytest.raises(ConfigError, match=r'not valid YAML at line \d+'):
+        load_file(path)
+
+
+@pytest.mark.parametrize('text', ['top_k: 3\n', '/**:\n  top_k: 3\n', '- 1\n', '',
+                                  '/**:\n  ros__parameters: 3\n'])
+def test_not_a_params_file(tmp_path, text):
+    with pytest.raises(ConfigError, match='ros__parameters'):
+        load_file(write(tmp_path, text))
+
+
+def test_unknown_model_lists_available_ones():
+    with pytest.raises(ConfigError) as err:
+        load_config('resnet9000')
+    assert "unknown model 'resnet9000'" in str(err.value)
+    assert 'mobilenetv3' in str(err.value) and 'efficientnet_lite0' in str(err.value)
+
+
+def test_missing_yaml_path_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=str(tmp_path / 'nope.yaml')):
+        load_config(str(tmp_path / 'nope.yaml'))
+
+
+def test_replace_validates():
+    cfg = load_config('mobilenetv3')
+    assert cfg.replace(backend='onnxruntime').backend == 'onnxruntime'
+    with pytest.raises(ConfigError, match='backend'):
+        cfg.replace(backend='tpu')
+
+
+def test_from_dict_accepts_ints_for_floats_and_keys_cover_dataclass():
+    cfg = from_dict({'mean': [1, 2, 3], 'score_threshold': 0})
+    assert cfg.mean == [1.0, 2.0, 3.0] and isinstance(cfg.score_threshold, float)
+    assert 'origin' not in config_keys() and 'onnx_path' in config_keys()

@@ -1,0 +1,125 @@
+"""sensor_msgs/Image and CompressedImage bytes -> arrays, every encoding, with padding."""
+import cv2
+import numpy as np
+import pytest
+
+from edge_classifier.encode import RAW_ENCODINGS, encode_compressed, encode_raw
+from edge_classifier.frames import (Frame, FrameError, compressed_to_frame, image_to_frame,
+                                    read_image)
+
+
+def to_bgr(frame):
+    """Reference decode of a Frame to BGR (OpenCV's own conversions)."""
+    codes = {'rgb': cv2.COLOR_RGB2BGR, 'bgra': cv2.COLOR_BGRA2BGR, 'rgba': cv2.COLOR_RGBA2BGR,
+             'gray': cv2.COLOR_GRAY2BGR, 'yuyv': cv2.COLOR_YUV2BGR_YUYV,
+             'uyvy': cv2.COLOR_YUV2BGR_UYVY}
+    data = np.ascontiguousarray(frame.data)
+    if frame.kind == 'bgr':
+        return data
+    if frame.kind == 'nv12':
+        nv12 = np.concatenate([data.reshape(-1), np.ascontiguousarray(frame.uv).reshape(-1)])
+        return cv2.cvtColor(nv12.reshape(frame.height * 3 // 2, frame.width),
+                            cv2.COLOR_YUV2BGR_NV12)
+    return cv2.cvtColor(data, codes[frame.kind])
+
+
+@pytest.mark.parametrize('encoding', RAW_ENCODINGS)
+@pytest.mark.parametrize('padding', [0, 7])
+def test_every_encoding_round_trips_with_and_without_row_padding(sample_bgr, encoding, padding):
+    bgr = sample_bgr['chelsea']  # 451 x 300: odd width, exercises the even crop of YUV
+    raw = encode_raw(bgr, encoding, row_padding=padding)
+    frame = image_to_frame(raw.encoding, raw.height, raw.width, raw.step, raw.data)
+    assert (frame.width, frame.height) == (raw.width, raw.height)
+    back = to_bgr(frame)
+    ref = bgr[:raw.height, :raw.width]
+    if encoding == 'mono8':
+        ref = cv2.cvtColor(cv2.cvtColor(ref, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    tolerance = 0 if encoding in ('bgr8', 'rgb8', 'bgra8', 'rgba8', 'mono8') else 12
+    err = np.abs(back.astype(int) - ref.astype(int)).mean()
+    assert err <= tolerance, f'{encoding}: mean abs error {err}'
+
+
+def test_raw_frames_are_views_of_the_message_buffer(sample_bgr):
+    raw = encode_raw(sample_bgr['coffee'], 'bgr8', row_padding=16)
+    buf = bytearray(raw.data)
+    frame = image_to_frame('bgr8', raw.height, raw.width, raw.step, buf)
+    assert not frame.data.flags['C_CONTIGUOUS']  # strided over the padding, not copied
+    buf[0] = (buf[0] + 1) % 256
+    assert frame.data[0, 0, 0] == buf[0]
+
+
+def test_message_object_with_array_data_works(sample_bgr):
+    import array
+    raw = encode_raw(sample_bgr['camera'], 'mono8')
+    frame = image_to_frame('mono8', raw.height, raw.width, raw.step, array.array('B', raw.data))
+    assert frame.kind == 'gray' and frame.data.shape == (raw.height, raw.width)
+
+
+@pytest.mark.parametrize('encoding, h, w, step, size, words', [
+    ('bgr8', 4, 4, 12, 47, ['47 bytes', 'step x height', '48']),
+    ('bgr8', 4, 4, 12, 49, ['49 bytes']),
+    ('bgr8', 4, 4, 11, 44, ['step 11 is smaller than a row (12 bytes)']),
+    ('bgr8', 0, 4, 12, 0, ['zero size']),
+    ('rgb8', 4, 0, 0, 0, ['zero size']),
+    ('nv12', 3, 4, 4, 18, ['even width and height']),
+    ('nv12', 4, 4, 4, 20, ['expected step x height x 3/2 = 24']),
+    ('yuv422_yuy2', 2, 3, 6, 12, ['even width']),
+    ('uyvy', 2, 4, 8, 15, ['15 bytes']),
+    ('', 2, 2, 6, 12, ['empty encoding']),
+    ('hsv8', 2, 2, 6, 12, ["unknown encoding 'hsv8'", 'bgr8']),
+    ('mono16', 2, 2, 4, 8, ["'mono16' is not 8 bits per channel"]),
+    ('32FC1', 2, 2, 8, 16, ["'32FC1' is not 8 bits per channel"]),
+    ('bgr8', 100000, 100000, 300000, 12, ['12 bytes']),
+])
+def test_inconsistent_frames_raise_one_error_type_saying_what_is_wrong(encoding, h, w, step,
+                                                                       size, words):
+    with pytest.raises(FrameError) as err:
+        image_to_frame(encoding, h, w, step, bytes(size))
+    for word in words:
+        assert word in str(err.value)
+
+
+@pytest.mark.parametrize('fmt', ['jpeg', 'png'])
+def test_compressed_decodes_to_bgr(sample_bgr, fmt):
+    bgr = sample_bgr['coffee']
+    fmt_out, data = encode_compressed(bgr, fmt)
+    frame = compressed_to_frame(fmt_out, data)
+    assert frame.kind == 'bgr' and frame.data.shape == bgr.shape
+    err = np.abs(frame.data.astype(int) - bgr.astype(int)).mean()
+    assert err < (3 if fmt == 'jpeg' else 0.001)
+    # image_transport's long format strings work too
+    assert compressed_to_frame(f'bgr8; {fmt} compressed bgr8', data).data.shape == bgr.shape
+
+
+@pytest.mark.parametrize('fmt, data, words', [
+    ('jpeg', bytes(range(256)) * 4, ['could not decode 1024 bytes as jpeg']),
+    ('jpeg', b'', ['empty jpeg image']),
+    ('tiff', b'II*\x00', ["unsupported compressed format 'tiff'"]),
+    ('16UC1; compressedDepth', b'\x00' * 20, ['unsupported compressed format']),
+])
+def test_bad_compressed_frames(fmt, data, words):
+    with pytest.raises(FrameError) as err:
+        compressed_to_frame(fmt, data)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_truncated_jpeg_is_an_error_or_a_partial_image(sample_bgr):
+    _, data = encode_compressed(sample_bgr['coffee'], 'jpeg')
+    try:
+        frame = compressed_to_frame('jpeg', data[:200])
+    except FrameError as exc:
+        assert 'jpeg' in str(exc)
+    else:  # libjpeg may decode what it has: then it is a full-size image
+        assert isinstance(frame, Frame) and frame.data.shape == sample_bgr['coffee'].shape
+
+
+def test_read_image_errors(tmp_path):
+    bad = tmp_path / 'bad.png'
+    bad.write_bytes(b'not an image')
+    with pytest.raises(FrameError, match='bad.png: not an image'):
+        read_image(bad)
+    empty = tmp_path / 'empty.jpg'
+    empty.write_bytes(b'')
+    with pytest.raises(FrameError, match='empty file'):
+        read_image(empty)

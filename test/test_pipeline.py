@@ -1,0 +1,175 @@
+"""The ROS-free core end to end: real photos, the real default model, the worker pool."""
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_classifier.frames import Frame, FrameError, read_image
+from edge_classifier.pipeline import Classifier, WorkerPool
+from edge_classifier.postprocess import top_k
+
+from conftest import EXPECTED_TOP1
+from helpers import tiny_config
+
+
+def float_rgb_top1(clf, bgr):
+    """The float reference: resize 256 / crop 224 in RGB, no NV12 round trip."""
+    cfg = clf.cfg
+    h, w = bgr.shape[:2]
+    s = cfg.resize_short_side / min(h, w)
+    rgb = cv2.cvtColor(cv2.resize(bgr, (round(w * s), round(h * s))), cv2.COLOR_BGR2RGB)
+    y, x = (rgb.shape[0] - 224) // 2, (rgb.shape[1] - 224) // 2
+    x_in = (rgb[y:y + 224, x:x + 224].astype(np.float32) - cfg.mean) / cfg.std
+    scores = clf.backend.run_blob(np.ascontiguousarray(x_in.transpose(2, 0, 1)[None],
+                                                       np.float32))
+    return top_k(scores[0], 1)[0].class_id
+
+
+def test_default_model_gives_sensible_classes_through_nv12(classifier, samples):
+    for name, expected in EXPECTED_TOP1.items():
+        results = classifier.classify(read_image(samples[name]))
+        assert len(results) == 5
+        assert results[0].class_id in expected, (name, results[0])
+        scores = [h.score for h in results]
+        assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] <= scores[0] <= 1
+    coffee = classifier.classify(read_image(samples['coffee']))[0]
+    assert coffee.class_name == 'espresso' and coffee.score > 0.9
+
+
+def test_nv12_top1_equals_float_rgb_top1_on_every_sample(classifier, samples, sample_bgr):
+    for name in samples:
+        nv12_top1 = classifier.classify(read_image(samples[name]))[0].class_id
+        assert nv12_top1 == float_rgb_top1(classifier, sample_bgr[name]), name
+
+
+def test_classify_is_thread_safe(classifier, samples):
+    frames = {n: read_image(p) for n, p in samples.items()}
+    expected = {n: classifier.classify(f)[0].class_id for n, f in frames.items()}
+    errors = []
+
+    def run():
+        for _ in range(3):
+            for n, f in frames.items():
+                if classifier.classify(f)[0].class_id != expected[n]:
+                    errors.append(n)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+
+
+class Collector:
+    def __init__(self):
+        self.results, self.errors = [], []
+        self.event = threading.Event()
+
+    def on_result(self, result):
+        self.results.append(result)
+        self.event.set()
+
+    def on_error(self, source, kind, exc):
+        self.errors.append((source, kind, str(exc)))
+        self.event.set()
+
+    def wait(self, n, timeout=10):
+        deadline = time.monotonic() + timeout
+        while len(self.results) + len(self.errors) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(self.results) + len(self.errors) >= n
+
+
+def test_pool_classifies_and_carries_the_source_header(classifier, samples):
+    out = Collector()
+    frame = read_image(samples['coffee'])
+    with WorkerPool(classifier, 2, out.on_result, out.on_error) as pool:
+        pool.submit('/cam_a', lambda: frame, {'stamp': 1})
+        assert out.wait(1)
+        pool.submit('/cam_b', lambda: frame, {'stamp': 2})
+        assert out.wait(2)
+        stats = pool.stats()
+    assert sorted((r.source, r.meta['stamp']) for r in out.results) == [('/cam_a', 1),
+                                                                         ('/cam_b', 2)]
+    assert all(r.hypotheses[0].class_id == '967' for r in out.results)
+    assert stats['classified'] == 2 and stats['received'] == 2 and stats['dropped'] == 0
+    assert stats['inference_ms_p50'] > 0 and stats['end_to_end_ms_p99'] >= \
+        stats['inference_ms_p50']
+
+
+def test_latest_frame_slot_replaces_unprocessed_frames_and_counts_drops(tmp_path):
+    cfg = tiny_config(tmp_path)
+    clf = Classifier(cfg)
+    gate = threading.Event()
+    real_infer = clf.backend.infer
+
+    def slow_infer(batch):
+        gate.wait(5)
+        return real_infer(batch)
+
+    clf.backend.infer = slow_infer
+    out = Collector()
+    img = np.zeros((32, 32, 3), np.uint8)
+    with WorkerPool(clf, 1, out.on_result, out.on_error) as pool:
+        pool.submit('cam', lambda: Frame('bgr', img), 0)  # taken by the worker, blocks
+        time.sleep(0.2)
+        for i in range(1, 11):  # 10 more while the worker is busy: only the last survives
+            pool.submit('cam', lambda: Frame('bgr', img), i)
+        assert pool.pending() == 1
+        gate.set()
+        assert out.wait(2)
+        time.sleep(0.2)
+        stats = pool.stats()
+    assert [r.meta for r in out.results] == [0, 10]
+    assert stats['dropped'] == 9 and stats['received'] == 11 and stats['classified'] == 2
+
+
+def test_malformed_frames_and_backend_failures_are_counted_and_workers_go_on(tmp_path):
+    clf = Classifier(tiny_config(tmp_path))
+    out = Collector()
+    good = np.zeros((32, 32, 3), np.uint8)
+    fail = {'left': 3}
+    real_infer = clf.backend.infer
+
+    def flaky(batch):
+        if fail['left']:
+            fail['left'] -= 1
+            raise RuntimeError('BPU timeout')
+        return real_infer(batch)
+
+    clf.backend.infer = flaky
+
+    def bad():
+        raise FrameError('data has 3 bytes')
+
+    with WorkerPool(clf, 2, out.on_result, out.on_error) as pool:
+        pool.submit('cam', bad, 'bad')
+        assert out.wait(1)
+        for i in range(3):
+            pool.submit(f'cam{i}', lambda: Frame('bgr', good), i)
+            assert out.wait(2 + i)
+        assert pool.stats()['consecutive_errors'] == 3
+        pool.submit('cam', lambda: Frame('bgr', good), 'ok')
+        assert out.wait(5)
+        stats = pool.stats()
+    assert ('cam', 'malformed', 'data has 3 bytes') in out.errors
+    assert sum(1 for e in out.errors if e[1] == 'error') == 3
+    assert [r.meta for r in out.results] == ['ok']
+    assert stats['malformed'] == 1 and stats['errors'] == 3 and stats['consecutive_errors'] == 0
+    assert stats['sources']['cam'].last_error == 'data has 3 bytes'
+
+
+def test_stop_joins_workers_quickly(tmp_path):
+    pool = WorkerPool(Classifier(tiny_config(tmp_path)), 4).start()
+    t0 = time.monotonic()
+    assert pool.stop(timeout=2)
+    assert time.monotonic() - t0 < 1.0
+    assert not [t for t in threading.enumerate() if t.name.startswith('edge_classifier-worker')]
+
+
+def test_labels_mismatch_fails_at_startup(tmp_path):
+    cfg = tiny_config(tmp_path)
+    (tmp_path / 'labels.txt').write_text('only\none\n')
+    with pytest.raises(Exception, match='labels.txt has 2 names'):
+        Classifier(cfg)

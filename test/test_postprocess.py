@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from edge_classifier.postprocess import LabelsError, load_labels, softmax, top_k
+
+
+def test_softmax_is_a_distribution_and_stable():
+    p = softmax(np.array([1000.0, 1001.0, 999.0]))
+    assert np.isclose(p.sum(), 1.0) and np.argmax(p) == 1
+
+
+def test_top_k_sorted_with_names_threshold_and_ties():
+    scores = np.log(np.array([0.1, 0.5, 0.05, 0.3, 0.05]))
+    hyps = top_k(scores, 3, labels=['a', 'b', 'c', 'd', 'e'])
+    assert [h.class_id for h in hyps] == ['1', '3', '0']
+    assert [h.class_name for h in hyps] == ['b', 'd', 'a']
+    assert np.allclose([h.score for h in hyps], [0.5, 0.3, 0.1])
+    assert [h.class_id for h in top_k(scores, 5, threshold=0.2)] == ['1', '3']
+    tied = top_k(np.zeros(6), 6)
+    assert [h.class_id for h in tied] == ['0', '1', '2', '3', '4', '5']
+    assert top_k(scores, 1, threshold=0.9) == []
+
+
+def test_without_softmax_scores_are_clipped_to_unit_interval():
+    hyps = top_k(np.array([1.7, -0.2, 0.4]), 3, apply_softmax=False)
+    assert [h.score for h in hyps] == [1.0, 0.4, 0.0]
+
+
+def test_labels_file(tmp_path):
+    path = tmp_path / 'l.txt'
+    path.write_text('cat\ndog\n\n')
+    assert load_labels(path, 2) == ['cat', 'dog']
+    with pytest.raises(LabelsError, match='has 2 names, the model has 3 classes'):
+        load_labels(path, 3)
+    with pytest.raises(LabelsError, match='not found'):
+        load_labels(tmp_path / 'missing.txt', 2)
+
+
+def test_imagenet_labels_from_the_registry_package(default_cfg):
+    names = load_labels(default_cfg.resolve(default_cfg.labels_path), 1000)
+    assert names[282] == 'tiger cat' and names[967] == 'espresso' and names[0] == 'tench'
