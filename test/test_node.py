@@ -1,0 +1,225 @@
+"""classifier_node as a separate process over real Fast DDS: every encoding, the header,
+label info for late subscribers, diagnostics, bad frames, parameters, signals."""
+import signal
+
+import cv2
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Classification, LabelInfo, VisionInfo
+
+from edge_classifier.encode import RAW_ENCODINGS, encode_compressed, encode_raw
+
+from conftest import CAT_CLASSES
+from ros_helpers import Harness, ros_process, stop, wait_for
+
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+EXPECTED = {'chelsea': CAT_CLASSES, 'coffee': {'967'}}
+
+
+@pytest.fixture(scope='module')
+def ros():
+    harness = Harness('node_test')
+    yield harness
+    harness.close()
+
+
+@pytest.fixture(scope='module')
+def node(ros, default_cfg):
+    proc = ros_process('edge_classifier.node', {
+        'image_topics': ['/cam/image', '/cam2/image'],
+        'compressed_topics': ['/cam/image/compressed'], 'top_k': 5, 'workers': 2,
+        'per_source_output': True})
+    results = ros.collect(Classification, '/classification')
+    yield proc, results
+    code, _, err, seconds = stop(proc)
+    assert code == 0, err
+    assert 'Traceback' not in err
+
+
+def small(bgr):
+    h, w = bgr.shape[:2]
+    s = 240 / min(h, w)
+    return cv2.resize(bgr, (round(w * s) // 2 * 2, 240), interpolation=cv2.INTER_AREA)
+
+
+def send_and_wait(ros, results, pub, msg, frame_id, stamp, timeout=20):
+    msg.header.frame_id = frame_id
+    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp, 123456789
+    assert wait_for(lambda: pub.get_subscription_count() > 0, timeout=timeout), \
+        f'node never subscribed to {pub.topic_name}'
+    match = []
+
+    def arrived():
+        match[:] = [m for m in results if m.header.frame_id == frame_id]
+        return bool(match)
+
+    for _ in range(3):  # a best-effort subscriber may miss one publication at startup
+        pub.publish(msg)
+        if wait_for(arrived, timeout=timeout / 3):
+            return match[0]
+    raise AssertionError(f'no Classification for {frame_id}')
+
+
+def check(result, photo, stamp):
+    assert result.header.stamp.sec == stamp and result.header.stamp.nanosec == 123456789
+    assert len(result.results) == 5
+    scores = [h.score for h in result.results]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+    assert result.results[0].class_id in EXPECTED[photo], (photo, result.results[0])
+
+
+@pytest.mark.parametrize('encoding', RAW_ENCODINGS)
+def test_every_raw_encoding_is_classified_with_the_source_header(ros, node, sample_bgr,
+                                                                 encoding):
+    _, results = node
+    pub = ros.node.create_publisher(Image, '/cam/image', 10)
+    for i, photo in enumerate(EXPECTED):
+        raw = encode_raw(small(sample_bgr[photo]), encoding, row_padding=4 * i)
+        msg = Image(height=raw.height, width=raw.width, encoding=raw.encoding, step=raw.step)
+        msg.data = raw.data
+        stamp = 100 + RAW_ENCODINGS.index(encoding) * 10 + i
+        check(send_and_wait(ros, results, pub, msg, f'{encoding}-{photo}', stamp), photo, stamp)
+    ros.node.destroy_publisher(pub)
+
+
+@pytest.mark.parametrize('fmt', ['jpeg', 'png'])
+def test_compressed_images_are_classified(ros, node, sample_bgr, fmt):
+    _, results = node
+    pub = ros.node.create_publisher(CompressedImage, '/cam/image/compressed', 10)
+    for i, photo in enumerate(EXPECTED):
+        msg = CompressedImage()
+        msg.format, msg.data = encode_compressed(small(sample_bgr[photo]), fmt)
+        check(send_and_wait(ros, results, pub, msg, f'{fmt}-{photo}', 300 + i), photo, 300 + i)
+    ros.node.destroy_publisher(pub)
+
+
+def test_per_source_output_and_second_camera(ros, node, sample_bgr):
+    _, results = node
+    per_source = ros.collect(Classification, '/cam2/image/classification')
+    pub = ros.node.create_publisher(Image, '/cam2/image', 10)
+    raw = encode_raw(small(sample_bgr['coffee']), 'bgr8')
+    msg = Image(height=raw.height, width=raw.width, encoding='bgr8', step=raw.step)
+    msg.data = raw.data
+    check(send_and_wait(ros, results, pub, msg, 'cam2-coffee', 400), 'coffee', 400)
+    assert wait_for(lambda: any(m.header.frame_id == 'cam2-coffee' for m in per_source), 5)
+    assert not any(m.header.frame_id.startswith('bgr8') for m in per_source)
+
+
+def test_late_subscriber_gets_label_map_and_vision_info(ros, node):
+    labels = ros.collect(LabelInfo, '/classification/label_info', LATCHED)
+    infos = ros.collect(VisionInfo, '/classification/vision_info', LATCHED)
+    assert wait_for(lambda: labels and infos, timeout=10)
+    class_map = labels[0].class_map
+    assert len(class_map) == 1000
+    assert class_map[282].class_id == 282 and class_map[282].class_name == 'tiger cat'
+    assert 'efficientnet_lite0' in infos[0].method
+    assert infos[0].database_location == '/edge_classifier/class_names'
+
+
+def test_malformed_frame_is_dropped_counted_and_node_goes_on(ros, node, sample_bgr):
+    _, results = node
+    diags = ros.collect(DiagnosticArray, '/diagnostics')
+    pub = ros.node.create_publisher(Image, '/cam/image', 10)
+    bad = Image(height=240, width=320, encoding='bgr8', step=960)
+    bad.data = bytes(1000)
+    bad.header.frame_id = 'bad-frame'
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    pub.publish(bad)
+
+    def malformed_counted():
+        for arr in diags:
+            for status in arr.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if int(values.get('malformed', 0)) >= 1:
+                    return values
+        return None
+
+    assert wait_for(malformed_counted, timeout=10), 'diagnostics never counted the bad frame'
+    values = malformed_counted()
+    assert values['model'] == 'efficientnet_lite0' and values['backend'] == 'onnxruntime'
+    for key in ('input_fps', 'classified_fps', 'dropped', 'inference_ms_p50',
+                'end_to_end_ms_p99'):
+        assert key in values
+    assert not any(m.header.frame_id == 'bad-frame' for m in results)
+    raw = encode_raw(small(sample_bgr['coffee']), 'bgr8')
+    good = Image(height=raw.height, width=raw.width, encoding='bgr8', step=raw.step)
+    good.data = raw.data
+    check(send_and_wait(ros, results, pub, good, 'after-bad', 500), 'coffee', 500)
+
+
+def _set(ros, name, value):
+    client = ros.node.create_client(SetParameters, '/edge_classifier/set_parameters')
+    assert client.wait_for_service(timeout_sec=10)
+    msg = ParameterMsg(name=name)
+    if isinstance(value, int):
+        msg.value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    else:
+        msg.value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    future = client.call_async(SetParameters.Request(parameters=[msg]))
+    assert wait_for(future.done, timeout=10)
+    ros.node.destroy_client(client)
+    return future.result().results[0]
+
+
+def test_top_k_changes_at_run_time_and_reload_parameters_are_rejected(ros, node, sample_bgr):
+    _, results = node
+    assert _set(ros, 'top_k', 2).successful
+    pub = ros.node.create_publisher(Image, '/cam/image', 10)
+    raw = encode_raw(small(sample_bgr['coffee']), 'bgr8')
+    msg = Image(height=raw.height, width=raw.width, encoding='bgr8', step=raw.step)
+    msg.data = raw.data
+    assert len(send_and_wait(ros, results, pub, msg, 'topk2', 600).results) == 2
+    refused = _set(ros, 'workers', 4)
+    assert not refused.successful and 'restart' in refused.reason
+    assert not _set(ros, 'top_k', 0).successful
+    assert _set(ros, 'top_k', 5).successful
+
+
+def test_large_frames_from_the_sample_camera_reach_the_default_qos(ros, default_cfg):
+    """640x480 bgr8 (900 KiB) at 15 Hz: the camera's Fast DDS profile makes them arrive."""
+    node_proc = ros_process('edge_classifier.node', {'image_topics': ['/big/image'],
+                                                     'output_topic': '/big/classification'})
+    cam = ros_process('edge_classifier.tools.sample_camera', {
+        'topic': '/big/image', 'width': 640, 'height': 480, 'rate': 15.0,
+        'frame_id_from_file': True})
+    got = ros.collect(Classification, '/big/classification')
+    try:
+        assert wait_for(lambda: len({m.header.frame_id for m in got}) >= 6, timeout=30), \
+            f'only {len(got)} results: {sorted({m.header.frame_id for m in got})}'
+    finally:
+        cam_code = stop(cam)[0]
+        code, _, err, _ = stop(node_proc)
+    assert cam_code == 0 and code == 0, err
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_signals_end_the_node_cleanly_within_a_second(ros, sig):
+    proc = ros_process('edge_classifier.node', {'image_topics': ['/sig/image'],
+                                                'output_topic': '/sig/classification'})
+    assert wait_for(lambda: ros.node.count_subscribers('/sig/image') > 0, timeout=20)
+    code, _, err, seconds = stop(proc, sig)
+    assert code == 0, err
+    assert 'Traceback' not in err
+    assert seconds < 1.5, f'{sig.name}: took {seconds:.2f} s'
+
+
+@pytest.mark.parametrize('params, words', [
+    ({'model': 'resnet9000'}, ["unknown model 'resnet9000'", 'mobilenetv3']),
+    ({'onnx_path': '/nonexistent/m.onnx'}, ['/nonexistent/m.onnx', 'onnx_path']),
+    ({'resize_mode': 'zoom'}, ["'resize_mode'", 'resize_crop, letterbox, stretch']),
+    ({'reliability': 'sometimes'}, ['parameter reliability']),
+    ({'image_topics': [''], 'compressed_topics': ['']}, ['nothing to classify']),
+])
+def test_bad_startup_parameters_fail_fast_with_the_reason(params, words):
+    proc = ros_process('edge_classifier.node', params)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2, err
+    for word in words:
+        assert word in err
+    assert 'Traceback' not in err
