@@ -52,7 +52,8 @@ fi
 # The wheels' own .pth sets LD_LIBRARY_PATH; ours points the ament index at the venv
 # prefix (where the wheels, vision_msgs and this package put share/), so no activation
 # or sourcing is needed to run anything in the venv.
-echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/edge_classifier_ament_prefix.pth"
+# (Appended when a sourced workspace has set AMENT_PREFIX_PATH to its own install only.)
+echo "import os, sys; p = os.environ.get('AMENT_PREFIX_PATH', ''); os.environ['AMENT_PREFIX_PATH'] = p if sys.prefix in p.split(os.pathsep) else os.pathsep.join(filter(None, [p, sys.prefix]))" > "$SITE/edge_classifier_ament_prefix.pth"
 
 # 2. vision_msgs overlay
 vm_sha="$(sha "$ROOT"/standalone/vision_msgs/msg/*.msg "$ROOT"/standalone/vision_msgs/CMakeLists.txt \
