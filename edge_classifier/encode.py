@@ -12,6 +12,9 @@ from .nv12 import bgr_to_nv12
 RAW_ENCODINGS = ('bgr8', 'rgb8', 'bgra8', 'rgba8', 'mono8', 'yuv422_yuy2', 'uyvy', 'nv12')
 COMPRESSED = ('jpeg', 'png')
 ENCODINGS = RAW_ENCODINGS + COMPRESSED
+_CONVERSIONS = {'rgb8': cv2.COLOR_BGR2RGB, 'bgra8': cv2.COLOR_BGR2BGRA,
+                'rgba8': cv2.COLOR_BGR2RGBA, 'mono8': cv2.COLOR_BGR2GRAY,
+                'yuv422_yuy2': cv2.COLOR_BGR2YUV_YUYV, 'uyvy': cv2.COLOR_BGR2YUV_UYVY}
 
 
 @dataclass
@@ -31,20 +34,10 @@ def encode_raw(bgr, encoding, row_padding=0):
         bgr = bgr[:h, :w]
     if encoding == 'bgr8':
         arr = bgr
-    elif encoding == 'rgb8':
-        arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    elif encoding == 'bgra8':
-        arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
-    elif encoding == 'rgba8':
-        arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)
-    elif encoding == 'mono8':
-        arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-    elif encoding == 'yuv422_yuy2':
-        arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_YUYV)
-    elif encoding == 'uyvy':
-        arr = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_UYVY)
     elif encoding == 'nv12':
         arr = bgr_to_nv12(np.ascontiguousarray(bgr)).reshape(h * 3 // 2, w)
+    elif encoding in _CONVERSIONS:
+        arr = cv2.cvtColor(bgr, _CONVERSIONS[encoding])
     else:
         raise ValueError(f'unknown raw encoding {encoding!r}; expected one of '
                          + ', '.join(RAW_ENCODINGS))

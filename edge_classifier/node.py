@@ -6,7 +6,6 @@ threads, so the executor never blocks on inference and a slow model drops stale 
 """
 import sys
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -23,16 +22,12 @@ from .config import ConfigError
 from .frames import compressed_msg_to_frame, image_msg_to_frame
 from .pipeline import Classifier, WorkerPool
 from .postprocess import LabelsError
+from .ros_main import run_node
 
 try:  # Jazzy and later
     from rclpy.event_handler import SubscriptionEventCallbacks
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
-
-try:
-    from rclpy.executors import ExternalShutdownException
-except ImportError:  # pragma: no cover
-    ExternalShutdownException = KeyboardInterrupt
 
 RELOAD_KEYS = frozenset(set(model_config.config_keys()) - {'top_k', 'score_threshold'}
                         | {'model', 'image_topics', 'compressed_topics', 'reliability', 'depth',
@@ -134,8 +129,9 @@ class ClassifierNode(Node):
             'depth': declare('depth', 1, 'input QoS history depth'),
             'output_topic': declare('output_topic', '/classification',
                                     'vision_msgs/Classification output topic'),
-            'per_source_output': declare('per_source_output', False,
-                                         'also publish each source on <image topic>/classification'),
+            'per_source_output': declare(
+                'per_source_output', False,
+                'also publish each source on <image topic>/classification'),
         }
         if io['reliability'] not in ('best_effort', 'reliable'):
             raise StartupError(f'parameter reliability: {io["reliability"]!r} is not one of '
@@ -179,11 +175,12 @@ class ClassifierNode(Node):
         if per_source:
             self.source_pubs[resolved] = self.create_publisher(
                 Classification, resolved.rstrip('/') + '/classification', 10)
+        mine = 'reliable' if qos.reliability == ReliabilityPolicy.RELIABLE else 'best_effort'
         callbacks = SubscriptionEventCallbacks(
             incompatible_qos=lambda event, t=resolved: self.get_logger().error(
                 f'{t}: a publisher has incompatible QoS ({event.last_policy_kind}); this node '
-                f'subscribes with reliability={"reliable" if qos.reliability == ReliabilityPolicy.RELIABLE else "best_effort"}: '
-                f'set the reliability parameter to match the camera'))
+                f'subscribes with reliability={mine}: set the reliability parameter to match '
+                f'the camera'))
 
         def on_frame(msg, source=resolved):
             self.pool.submit(source, lambda: to_frame(msg), msg.header)
@@ -259,8 +256,9 @@ class ClassifierNode(Node):
             values.append((key, fmt.get(key, '{:.2f}' if isinstance(value, float) else '{}')
                            .format(value)))
         for source, st in s['sources'].items():
+            counts = (st.received, st.classified, st.dropped, st.malformed, st.errors)
             values.append((f'{source}: received/classified/dropped/malformed/errors',
-                           f'{st.received}/{st.classified}/{st.dropped}/{st.malformed}/{st.errors}'))
+                           '/'.join(map(str, counts))))
             if st.last_error:
                 values.append((f'{source}: last error', st.last_error[:200]))
         status.values = [KeyValue(key=k, value=v) for k, v in values]
@@ -275,23 +273,7 @@ class ClassifierNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ClassifierNode()
-    except (StartupError, ConfigError) as exc:
-        print(f'[edge_classifier] cannot start: {exc}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ClassifierNode, (StartupError, ConfigError), 'edge_classifier', args)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .frames import Frame, FrameError
+from .frames import FrameError
 
 
 def rdk_bgr2nv12(image):

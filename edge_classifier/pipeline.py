@@ -8,8 +8,8 @@ import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from dataclasses import dataclass
+from typing import Any, List, Optional
 
 import numpy as np
 

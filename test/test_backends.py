@@ -107,8 +107,8 @@ def test_bpu_without_hobot_dnn_says_what_to_do(tmp_path, monkeypatch):
     assert create_backend(tiny_config(tmp_path, backend='auto')).name == 'onnxruntime'
 
 
-def test_bpu_backend_matches_onnxruntime_on_the_same_nv12(default_cfg, samples, tmp_path,
-                                                         fake_hobot_dnn):
+def test_bpu_backend_matches_onnxruntime_on_the_same_nv12(
+        default_cfg, samples, tmp_path, fake_hobot_dnn):
     bin_path = compiled_model(tmp_path / 'lite0.bin', default_cfg.resolve(default_cfg.onnx_path),
                               default_cfg)
     cfg = default_cfg.replace(bpu_path=str(bin_path), bpu_core_id=1, bpu_priority=7)

@@ -19,8 +19,8 @@ def test_package_xml_declares_distro_dependencies_only():
     exec_deps = {e.text for e in root.findall('exec_depend')}
     assert {'rclpy', 'sensor_msgs', 'std_msgs', 'vision_msgs', 'diagnostic_msgs',
             'python3-numpy', 'python3-opencv', 'python3-yaml'} <= exec_deps
-    assert {e.text for e in root.findall('test_depend')} >= {'python3-pytest', 'launch_testing',
-                                                            'launch_testing_ros'}
+    test_deps = {e.text for e in root.findall('test_depend')}
+    assert test_deps >= {'python3-pytest', 'launch_testing', 'launch_testing_ros'}
     everything = {e.text for e in root.iter() if e.tag.endswith('depend')}
     # pip-only pieces never appear: rosdep could not resolve them on a ROS install
     assert not any(d.startswith(('ros-', 'onnx', 'opencv-python')) for d in everything)

@@ -90,8 +90,8 @@ def test_pool_classifies_and_carries_the_source_header(classifier, samples):
         pool.submit('/cam_b', lambda: frame, {'stamp': 2})
         assert out.wait(2)
         stats = pool.stats()
-    assert sorted((r.source, r.meta['stamp']) for r in out.results) == [('/cam_a', 1),
-                                                                         ('/cam_b', 2)]
+    got = sorted((r.source, r.meta['stamp']) for r in out.results)
+    assert got == [('/cam_a', 1), ('/cam_b', 2)]
     assert all(r.hypotheses[0].class_id == '967' for r in out.results)
     assert stats['classified'] == 2 and stats['received'] == 2 and stats['dropped'] == 0
     assert stats['inference_ms_p50'] > 0 and stats['end_to_end_ms_p99'] >= \

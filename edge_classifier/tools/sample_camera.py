@@ -15,18 +15,13 @@ import sys
 from pathlib import Path
 
 import cv2
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from .. import resources
 from ..encode import COMPRESSED, ENCODINGS, encode_compressed, encode_raw
-
-try:
-    from rclpy.executors import ExternalShutdownException
-except ImportError:  # pragma: no cover
-    ExternalShutdownException = KeyboardInterrupt
+from ..ros_main import run_node
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
 
@@ -150,21 +145,7 @@ def main(args=None):
     profile = large_frame_profile()
     if profile and 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ:
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)
-    rclpy.init(args=args)
-    try:
-        node = SampleCamera()
-    except (ValueError, FileNotFoundError) as exc:
-        print(f'[sample_camera] cannot start: {exc}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SampleCamera, (ValueError, FileNotFoundError), 'sample_camera', args)
 
 
 if __name__ == '__main__':

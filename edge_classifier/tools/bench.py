@@ -1,0 +1,192 @@
+"""Benchmark: bare backend vs the full pipeline, and NV12 conversion vs the RDK helper.
+
+    python -m edge_classifier.tools.bench [--model efficientnet_lite0 ...] [--workers 1,2,4]
+                                          [--seconds 5] [--json FILE]
+
+Measured in one run, on this machine's CPU (ONNX Runtime; not BPU figures):
+  * bare: N threads calling the backend's inference on an already preprocessed input
+    (one shared session, intra-op threads from the config);
+  * pipeline: the WorkerPool with N workers, fed 640x480 bgr8 sensor_msgs/Image bytes by N
+    sources in a closed loop (a result triggers that source's next frame), so every frame
+    goes frame -> NV12 -> backend -> top-k exactly as in the node;
+  * NV12: bgr_to_nv12 vs the RDK zoo's bgr2nv12_opencv on the same 224x224 BGR image, and
+    the whole to_nv12 (crop + resize + convert) of a 640x480 frame.
+Figures are medians over the run (latency p50/p99 per frame) and ratios to the baseline
+measured in the same run.
+"""
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from .. import resources
+from ..backends import BackendError
+from ..config import ConfigError, load_config
+from ..encode import encode_raw
+from ..frames import image_to_frame
+from ..nv12 import Geometry, bgr_to_nv12, rdk_bgr2nv12, to_nv12
+from ..pipeline import Classifier, WorkerPool
+
+
+def progress(text):
+    if sys.stderr.isatty():
+        sys.stderr.write('\r\033[K' + text)
+    else:
+        sys.stderr.write(text + '\n')
+    sys.stderr.flush()
+
+
+def _percentiles(samples):
+    if not samples:
+        return float('nan'), float('nan')
+    arr = np.asarray(samples) * 1e3
+    return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+
+
+def _test_image():
+    paths = resources.sample_images()
+    if paths:
+        image = cv2.imread(str(paths[0]), cv2.IMREAD_COLOR)
+    else:
+        image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)
+    return cv2.resize(image, (640, 480), interpolation=cv2.INTER_AREA)
+
+
+def bench_bare(clf, workers, seconds, warmup=0.5):
+    backend = clf.backend
+    frame = _test_image()
+    blob = backend.preprocess([to_nv12(image_to_frame('bgr8', 480, 640, 1920, frame.tobytes()),
+                                       clf.geometry)]).copy()
+    latencies, lock = [], threading.Lock()
+    start = threading.Barrier(workers + 1)
+    stop_at = [0.0]
+
+    def run():
+        mine = []
+        start.wait()
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= stop_at[0]:
+                break
+            backend.run_blob(blob)
+            mine.append((t0, time.perf_counter() - t0))
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run) for _ in range(workers)]
+    [t.start() for t in threads]
+    t_start = time.perf_counter()
+    stop_at[0] = t_start + warmup + seconds
+    start.wait()
+    [t.join() for t in threads]
+    measured = [lat for t0, lat in latencies if t0 >= t_start + warmup]
+    p50, p99 = _percentiles(measured)
+    return {'fps': len(measured) / seconds, 'latency_ms_p50': p50, 'latency_ms_p99': p99}
+
+
+def bench_pipeline(clf, workers, seconds, warmup=0.5):
+    raw = encode_raw(_test_image(), 'bgr8')
+    data = raw.data
+    t_start = time.perf_counter()
+    measure_from = t_start + warmup
+    stop_at = measure_from + seconds
+    done = []
+    pool = None
+
+    def make_frame():
+        return image_to_frame('bgr8', raw.height, raw.width, raw.step, data)
+
+    def on_result(result):
+        now = time.perf_counter()
+        if now >= measure_from:
+            done.append(result.end_to_end_s)
+        if now < stop_at:
+            pool.submit(result.source, make_frame)
+
+    pool = WorkerPool(clf, workers, on_result=on_result).start()
+    for i in range(workers):
+        pool.submit(f'/camera_{i}', make_frame)
+    time.sleep(max(0.0, stop_at - time.perf_counter()))
+    pool.stop()
+    p50, p99 = _percentiles(done)
+    return {'fps': len(done) / seconds, 'latency_ms_p50': p50, 'latency_ms_p99': p99}
+
+
+def bench_nv12(repeats=300):
+    image = _test_image()
+    small = np.ascontiguousarray(cv2.resize(image, (224, 224)))
+    out = np.empty(224 * 224 * 3 // 2, np.uint8)
+    frame = image_to_frame('bgr8', 480, 640, 1920, image.tobytes())
+    geometry = Geometry(224, 224)
+    rows = []
+    for name, fn in (('RDK bgr2nv12_opencv (224x224 BGR)', lambda: rdk_bgr2nv12(small)),
+                     ('edge_classifier bgr_to_nv12 (224x224 BGR)',
+                      lambda: bgr_to_nv12(small, out=out)),
+                     ('edge_classifier to_nv12 (640x480 bgr8 frame: crop+resize+NV12)',
+                      lambda: to_nv12(frame, geometry, out=out))):
+        for _ in range(20):
+            fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        rows.append((name, statistics.median(times) * 1e6))
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--model', nargs='+', default=['efficientnet_lite0'])
+    parser.add_argument('--workers', default='1,2,4')
+    parser.add_argument('--seconds', type=float, default=5.0)
+    parser.add_argument('--json', help='also write the rows as JSON to this file')
+    args = parser.parse_args(argv)
+    worker_counts = [int(w) for w in args.workers.split(',') if w]
+
+    rows = []
+    print(f'# edge_classifier benchmark: ONNX Runtime on this CPU ({args.seconds:g} s per '
+          f'point, not BPU figures)\n')
+    print('| model | workers | bare FPS | pipeline FPS | pipeline / bare | bare p50 ms | '
+          'bare p99 ms | pipeline e2e p50 ms | pipeline e2e p99 ms |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for name in args.model:
+        try:
+            clf = Classifier(load_config(name).replace(backend='onnxruntime'))
+        except (ConfigError, BackendError) as exc:
+            print(f'| {name} | skipped: {exc} |||||||')
+            continue
+        if clf.untrained:
+            name = f'{name} (untrained)'
+        for workers in worker_counts:
+            progress(f'[bench] {name}: {workers} workers, bare ...')
+            bare = bench_bare(clf, workers, args.seconds)
+            progress(f'[bench] {name}: {workers} workers, pipeline ...')
+            pipe = bench_pipeline(clf, workers, args.seconds)
+            ratio = pipe['fps'] / bare['fps'] if bare['fps'] else float('nan')
+            print(f'| {name} | {workers} | {bare["fps"]:.1f} | {pipe["fps"]:.1f} | '
+                  f'{ratio:.3f} | {bare["latency_ms_p50"]:.2f} | {bare["latency_ms_p99"]:.2f} | '
+                  f'{pipe["latency_ms_p50"]:.2f} | {pipe["latency_ms_p99"]:.2f} |', flush=True)
+            for mode, fig in (('bare', bare), ('pipeline', pipe)):
+                rows.append({'model': name, 'workers': workers, 'mode': mode, **fig})
+        clf.close()
+    progress('[bench] NV12 conversion ...')
+    nv12 = bench_nv12()
+    base = nv12[0][1]
+    print('\n| NV12 conversion | median µs | vs RDK helper |\n|---|---|---|')
+    for label, us in nv12:
+        print(f'| {label} | {us:.1f} | {base / us:.2f}x faster |' if us != base else
+              f'| {label} | {us:.1f} | baseline |')
+    if args.json:
+        with open(args.json, 'w') as fh:
+            json.dump(rows, fh, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
