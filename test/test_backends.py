@@ -140,3 +140,16 @@ def test_bpu_checks_the_compiled_input(default_cfg, tmp_path, fake_hobot_dnn):
             backend.load()
     with pytest.raises(BackendError, match='not found'):
         create_backend(default_cfg.replace(bpu_path=str(tmp_path / 'x.bin')), backend='bpu').load()
+
+
+def test_preprocess_matches_the_numpy_reference_with_per_channel_std(default_cfg):
+    import cv2
+    cfg = default_cfg.replace(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
+    backend = create_backend(cfg, backend='onnxruntime')
+    nv12 = [np.random.default_rng(i).integers(0, 256, 224 * 336, dtype=np.uint8)
+            for i in range(2)]
+    blob = backend.preprocess(nv12)
+    for i, buf in enumerate(nv12):
+        rgb = cv2.cvtColor(buf.reshape(336, 224), cv2.COLOR_YUV2RGB_NV12).astype(np.float32)
+        ref = ((rgb - np.float32(cfg.mean)) / np.float32(cfg.std)).transpose(2, 0, 1)
+        assert np.abs(blob[i] - ref).max() < 1e-5

@@ -23,8 +23,8 @@ class OnnxRuntimeBackend(Backend):
         self.model_path = cfg.resolve(cfg.onnx_path, models_dir)
         self.session = None
         self._local = threading.local()
-        self._mean = np.asarray(cfg.mean, np.float32)
-        self._inv_std = (1.0 / np.asarray(cfg.std, np.float64)).astype(np.float32)
+        self._mean = np.asarray(cfg.mean, np.float32).reshape(3, 1, 1)
+        self._inv_std = (1.0 / np.asarray(cfg.std, np.float64)).astype(np.float32).reshape(3, 1, 1)
         self.fixed_batch = None
         self.metadata = {}
 
@@ -70,20 +70,22 @@ class OnnxRuntimeBackend(Backend):
         local = self._local
         if getattr(local, 'n', 0) < n:
             local.rgb = np.empty((self.height, self.width, 3), np.uint8)
-            local.hwc = np.empty((self.height, self.width, 3), np.float32)
             local.blob = np.empty((n, 3, self.height, self.width), np.float32)
             local.n = n
-        return local.rgb, local.hwc, local.blob[:n]
+        return local.rgb, local.blob[:n]
 
     def preprocess(self, nv12_batch):
-        """NV12 buffers -> normalized NCHW float32, exactly what the session sees."""
-        n = len(nv12_batch)
-        rgb, hwc, blob = self._buffers(n)
+        """NV12 buffers -> normalized NCHW float32, exactly what the session sees.
+
+        Written into this thread's preallocated buffer (valid until its next call):
+        NV12 -> RGB (OpenCV), uint8 HWC -> float32 CHW, then in-place - mean, * 1/std.
+        """
+        rgb, blob = self._buffers(len(nv12_batch))
         for i, nv12 in enumerate(nv12_batch):
             nv12_to_rgb(nv12, self.width, self.height, out=rgb, order=self.cfg.channel_order)
-            np.subtract(rgb, self._mean, out=hwc)
-            np.multiply(hwc, self._inv_std, out=hwc)
-            blob[i] = hwc.transpose(2, 0, 1)
+            blob[i] = rgb.transpose(2, 0, 1)
+        blob -= self._mean
+        blob *= self._inv_std
         return blob
 
     def run_blob(self, blob):

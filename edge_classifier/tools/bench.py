@@ -11,8 +11,8 @@ Measured in one run, on this machine's CPU (ONNX Runtime; not BPU figures):
     goes frame -> NV12 -> backend -> top-k exactly as in the node;
   * NV12: bgr_to_nv12 vs the RDK zoo's bgr2nv12_opencv on the same 224x224 BGR image, and
     the whole to_nv12 (crop + resize + convert) of a 640x480 frame.
-Figures are medians over the run (latency p50/p99 per frame) and ratios to the baseline
-measured in the same run.
+Bare and pipeline alternate in short rounds (drift on a shared VM then hits both); each
+figure is the median over the rounds, and pipeline / bare is the ratio of those medians.
 """
 import argparse
 import json
@@ -57,7 +57,7 @@ def _test_image():
     return cv2.resize(image, (640, 480), interpolation=cv2.INTER_AREA)
 
 
-def bench_bare(clf, workers, seconds, warmup=0.5):
+def bench_bare(clf, workers, seconds, warmup=0.3):
     backend = clf.backend
     frame = _test_image()
     blob = backend.preprocess([to_nv12(image_to_frame('bgr8', 480, 640, 1920, frame.tobytes()),
@@ -89,7 +89,7 @@ def bench_bare(clf, workers, seconds, warmup=0.5):
     return {'fps': len(measured) / seconds, 'latency_ms_p50': p50, 'latency_ms_p99': p99}
 
 
-def bench_pipeline(clf, workers, seconds, warmup=0.5):
+def bench_pipeline(clf, workers, seconds, warmup=0.3):
     raw = encode_raw(_test_image(), 'bgr8')
     data = raw.data
     t_start = time.perf_counter()
@@ -115,6 +115,11 @@ def bench_pipeline(clf, workers, seconds, warmup=0.5):
     pool.stop()
     p50, p99 = _percentiles(done)
     return {'fps': len(done) / seconds, 'latency_ms_p50': p50, 'latency_ms_p99': p99}
+
+
+def _median_round(rounds):
+    """Per figure, the median over the alternating rounds."""
+    return {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]}
 
 
 def bench_nv12(repeats=300):
@@ -144,14 +149,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', nargs='+', default=['efficientnet_lite0'])
     parser.add_argument('--workers', default='1,2,4')
-    parser.add_argument('--seconds', type=float, default=5.0)
+    parser.add_argument('--seconds', type=float, default=10.0,
+                        help='measuring time per model and worker count, for each mode')
+    parser.add_argument('--rounds', type=int, default=5,
+                        help='bare and pipeline alternate in this many rounds')
     parser.add_argument('--json', help='also write the rows as JSON to this file')
     args = parser.parse_args(argv)
     worker_counts = [int(w) for w in args.workers.split(',') if w]
 
     rows = []
-    print(f'# edge_classifier benchmark: ONNX Runtime on this CPU ({args.seconds:g} s per '
-          f'point, not BPU figures)\n')
+    print(f'# edge_classifier benchmark: ONNX Runtime on this CPU, not BPU figures '
+          f'({args.seconds:g} s per point and mode in {args.rounds} alternating rounds; '
+          f'medians over rounds)\n')
     print('| model | workers | bare FPS | pipeline FPS | pipeline / bare | bare p50 ms | '
           'bare p99 ms | pipeline e2e p50 ms | pipeline e2e p99 ms |')
     print('|---|---|---|---|---|---|---|---|---|')
@@ -161,13 +170,14 @@ def main(argv=None):
         except (ConfigError, BackendError) as exc:
             print(f'| {name} | skipped: {exc} |||||||')
             continue
-        if clf.untrained:
-            name = f'{name} (untrained)'
+        name = clf.cfg.model_name + (' (untrained)' if clf.untrained else '')
         for workers in worker_counts:
-            progress(f'[bench] {name}: {workers} workers, bare ...')
-            bare = bench_bare(clf, workers, args.seconds)
-            progress(f'[bench] {name}: {workers} workers, pipeline ...')
-            pipe = bench_pipeline(clf, workers, args.seconds)
+            bare_rounds, pipe_rounds = [], []
+            for r in range(args.rounds):  # alternate, so drift on a shared VM hits both
+                progress(f'[bench] {name}: {workers} workers, round {r + 1}/{args.rounds}')
+                bare_rounds.append(bench_bare(clf, workers, args.seconds / args.rounds))
+                pipe_rounds.append(bench_pipeline(clf, workers, args.seconds / args.rounds))
+            bare, pipe = _median_round(bare_rounds), _median_round(pipe_rounds)
             ratio = pipe['fps'] / bare['fps'] if bare['fps'] else float('nan')
             print(f'| {name} | {workers} | {bare["fps"]:.1f} | {pipe["fps"]:.1f} | '
                   f'{ratio:.3f} | {bare["latency_ms_p50"]:.2f} | {bare["latency_ms_p99"]:.2f} | '
