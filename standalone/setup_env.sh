@@ -88,12 +88,38 @@ fi
 mkdir -p "$VENV/share/ament_index/resource_index/packages" "$VENV/share/edge_classifier" \
          "$VENV/lib/edge_classifier"
 touch "$VENV/share/ament_index/resource_index/packages/edge_classifier"
-for item in config launch package.xml; do
-  ln -sfn "$ROOT/$item" "$VENV/share/edge_classifier/$item"
+# Real directories holding per-file links (as colcon --symlink-install does): ros2 launch
+# walks share/ without following directory links. Stale links are dropped each run.
+ln -sfn "$ROOT/package.xml" "$VENV/share/edge_classifier/package.xml"
+for dir in config launch; do
+  target="$VENV/share/edge_classifier/$dir"
+  [ -L "$target" ] && rm -f "$target"
+  mkdir -p "$target"
+  find "$target" -maxdepth 1 -type l -delete
+  for file in "$ROOT/$dir"/*; do
+    [ -f "$file" ] && ln -sfn "$file" "$target/$(basename "$file")"
+  done
 done
-for exe in classifier_node sample_camera classification_echo; do
-  ln -sfn "$VENV/bin/$exe" "$VENV/lib/edge_classifier/$exe"
-done
+# Executables where ros2 run / launch_ros look (lib/edge_classifier) and on the venv's
+# PATH, one wrapper per console_scripts entry point of the installed distribution.
+"$VPY" - "$VENV" <<'PY'
+import os, sys
+from importlib.metadata import distribution
+venv = sys.argv[1]
+for ep in distribution('edge_classifier').entry_points:
+    if ep.group != 'console_scripts':
+        continue
+    module, func = ep.value.split(':')
+    text = (f'#!{venv}/bin/python\nimport sys\nfrom {module} import {func}\n'
+            f'sys.exit({func}())\n')
+    for folder in ('lib/edge_classifier', 'bin'):
+        path = os.path.join(venv, folder, ep.name)
+        if os.path.islink(path):
+            os.unlink(path)
+        with open(path, 'w') as fh:
+            fh.write(text)
+        os.chmod(path, 0o755)
+PY
 
 # 4. assets: labels + sample photos
 "$VPY" -m edge_classifier.tools.assets --quiet
