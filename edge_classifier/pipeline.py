@@ -122,12 +122,13 @@ class WorkerPool:
     """
 
     def __init__(self, classifier, workers=None, on_result=None, on_error=None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, warmup=True):
         self.classifier = classifier
         self.workers = workers or classifier.cfg.workers
         self.on_result = on_result or (lambda result: None)
         self.on_error = on_error or (lambda source, kind, exc: None)
         self.clock = clock
+        self.warmup = warmup
         self._cond = threading.Condition()
         self._slots = collections.OrderedDict()
         self._seq = 0
@@ -212,6 +213,13 @@ class WorkerPool:
     def _work(self):
         clf = self.classifier
         buf = np.empty(nv12_size(clf.geometry.width, clf.geometry.height), np.uint8)
+        if self.warmup:
+            # One inference per thread before the first frame: the runtime's per-thread
+            # state and this thread's buffers are set up now, not on a camera frame.
+            try:
+                clf.backend.infer([np.full_like(buf, 128)])
+            except Exception:
+                log.exception('warm-up inference failed')
         while True:
             taken = self._take()
             if taken is None:

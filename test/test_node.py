@@ -1,6 +1,7 @@
 """classifier_node as a separate process over real Fast DDS: every encoding, the header,
 label info for late subscribers, diagnostics, bad frames, parameters, signals."""
 import signal
+import time
 
 import cv2
 import pytest
@@ -228,3 +229,20 @@ def test_bad_startup_parameters_fail_fast_with_the_reason(params, words):
     for word in words:
         assert word in err
     assert 'Traceback' not in err
+
+
+def test_incompatible_camera_qos_is_logged_clearly(ros):
+    proc = ros_process('edge_classifier.node', {'image_topics': ['/qos/image'],
+                                                'output_topic': '/qos/classification',
+                                                'reliability': 'reliable'})
+    best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    pub = ros.node.create_publisher(Image, '/qos/image', best_effort)
+    try:
+        assert wait_for(lambda: ros.node.count_subscribers('/qos/image') > 0, timeout=20)
+        time.sleep(1.0)  # let discovery find the mismatch
+    finally:
+        ros.node.destroy_publisher(pub)
+        code, _, err, _ = stop(proc)
+    assert code == 0, err
+    assert '/qos/image: a publisher has incompatible QoS' in err
+    assert 'set the reliability parameter' in err

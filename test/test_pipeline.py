@@ -111,7 +111,7 @@ def test_latest_frame_slot_replaces_unprocessed_frames_and_counts_drops(tmp_path
     clf.backend.infer = slow_infer
     out = Collector()
     img = np.zeros((32, 32, 3), np.uint8)
-    with WorkerPool(clf, 1, out.on_result, out.on_error) as pool:
+    with WorkerPool(clf, 1, out.on_result, out.on_error, warmup=False) as pool:
         pool.submit('cam', lambda: Frame('bgr', img), 0)  # taken by the worker, blocks
         time.sleep(0.2)
         for i in range(1, 11):  # 10 more while the worker is busy: only the last survives
@@ -143,7 +143,7 @@ def test_malformed_frames_and_backend_failures_are_counted_and_workers_go_on(tmp
     def bad():
         raise FrameError('data has 3 bytes')
 
-    with WorkerPool(clf, 2, out.on_result, out.on_error) as pool:
+    with WorkerPool(clf, 2, out.on_result, out.on_error, warmup=False) as pool:
         pool.submit('cam', bad, 'bad')
         assert out.wait(1)
         for i in range(3):
