@@ -72,21 +72,32 @@ class ClassifierNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.source_pubs = {}
 
-        qos = QoSProfile(depth=io['depth'], history=HistoryPolicy.KEEP_LAST,
-                         reliability=(ReliabilityPolicy.RELIABLE if io['reliability'] == 'reliable'
-                                      else ReliabilityPolicy.BEST_EFFORT))
+        self.depth = io['depth']
         self.pool = WorkerPool(self.classifier, self.cfg.workers, on_result=self._publish,
                                on_error=self._on_frame_error)
-        self.subs = []
-        for topic in io['image_topics']:
-            self._subscribe(Image, topic, image_msg_to_frame, qos, io['per_source_output'])
-        for topic in io['compressed_topics']:
-            self._subscribe(CompressedImage, topic, compressed_msg_to_frame, qos,
-                            io['per_source_output'])
         self._publish_label_info()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pool.start()
         self.diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        # Inputs last: once a camera sees this node subscribed, everything else is ready.
+        self.subs = {}  # resolved topic -> (subscription, reliability, msg type, to_frame)
+        self._waiting = {}      # auto: resolved topic -> (msg_type, to_frame), no publisher yet
+        self._downgrade = set()  # auto: topics whose reliable subscription met a best-effort pub
+        for msg_type, topics, to_frame in (
+                (Image, io['image_topics'], image_msg_to_frame),
+                (CompressedImage, io['compressed_topics'], compressed_msg_to_frame)):
+            for topic in topics:
+                resolved = self.resolve_topic_name(topic)
+                if io['per_source_output']:
+                    self.source_pubs[resolved] = self.create_publisher(
+                        Classification, resolved.rstrip('/') + '/classification', 10)
+                if io['reliability'] == 'auto':
+                    self._waiting[resolved] = (msg_type, to_frame)
+                else:
+                    self._subscribe(msg_type, resolved, to_frame, io['reliability'])
+        if io['reliability'] == 'auto':
+            self._match_publishers()
+            self.match_timer = self.create_timer(0.5, self._match_publishers)
 
     # ---- parameters ---------------------------------------------------------------------
     def _declare_model_parameters(self):
@@ -123,9 +134,11 @@ class ClassifierNode(Node):
         io = {
             'image_topics': [t for t in (image_topics or []) if t],
             'compressed_topics': [t for t in compressed if t],
-            'reliability': declare('reliability', 'best_effort',
-                                   'input QoS reliability: best_effort (REP-2003 sensor data) '
-                                   'or reliable'),
+            'reliability': declare(
+                'reliability', 'auto',
+                'input QoS reliability: auto (match the camera: reliable when every publisher '
+                'is reliable, else best effort), best_effort (REP-2003 sensor data) or '
+                'reliable'),
             'depth': declare('depth', 1, 'input QoS history depth'),
             'output_topic': declare('output_topic', '/classification',
                                     'vision_msgs/Classification output topic'),
@@ -133,9 +146,9 @@ class ClassifierNode(Node):
                 'per_source_output', False,
                 'also publish each source on <image topic>/classification'),
         }
-        if io['reliability'] not in ('best_effort', 'reliable'):
+        if io['reliability'] not in ('auto', 'best_effort', 'reliable'):
             raise StartupError(f'parameter reliability: {io["reliability"]!r} is not one of '
-                               f'best_effort, reliable')
+                               f'auto, best_effort, reliable')
         if not isinstance(io['depth'], int) or io['depth'] < 1:
             raise StartupError(f'parameter depth: must be an integer >= 1, got {io["depth"]!r}')
         if not io['image_topics'] and not io['compressed_topics']:
@@ -170,24 +183,56 @@ class ClassifierNode(Node):
         return SetParametersResult(successful=True)
 
     # ---- topics -------------------------------------------------------------------------
-    def _subscribe(self, msg_type, topic, to_frame, qos, per_source):
-        resolved = self.resolve_topic_name(topic)
-        if per_source:
-            self.source_pubs[resolved] = self.create_publisher(
-                Classification, resolved.rstrip('/') + '/classification', 10)
-        mine = 'reliable' if qos.reliability == ReliabilityPolicy.RELIABLE else 'best_effort'
-        callbacks = SubscriptionEventCallbacks(
-            incompatible_qos=lambda event, t=resolved: self.get_logger().error(
-                f'{t}: a publisher has incompatible QoS ({event.last_policy_kind}); this node '
-                f'subscribes with reliability={mine}: set the reliability parameter to match '
-                f'the camera'))
+    def _match_publishers(self):
+        """auto reliability: subscribe once a topic has publishers, matching their QoS.
 
-        def on_frame(msg, source=resolved):
+        Large frames from a reliable camera arrive reliably (a best-effort subscriber loses
+        most frames over ~512 KiB with Fast DDS defaults); a best-effort camera is matched
+        with best effort. A reliable subscription that later meets a best-effort publisher
+        is re-created best effort.
+        """
+        for topic in sorted(self._downgrade):
+            self._downgrade.discard(topic)
+            entry = self.subs.pop(topic, None)
+            if entry is not None:
+                sub, _, msg_type, to_frame = entry
+                self.destroy_subscription(sub)
+                self._subscribe(msg_type, topic, to_frame, 'best_effort', auto=True)
+        for topic, (msg_type, to_frame) in list(self._waiting.items()):
+            infos = self.get_publishers_info_by_topic(topic)
+            if not infos:
+                continue
+            reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                           for i in infos)
+            del self._waiting[topic]
+            self._subscribe(msg_type, topic, to_frame,
+                            'reliable' if reliable else 'best_effort', auto=True)
+
+    def _subscribe(self, msg_type, topic, to_frame, reliability, auto=False):
+        qos = QoSProfile(depth=self.depth, history=HistoryPolicy.KEEP_LAST,
+                         reliability=(ReliabilityPolicy.RELIABLE if reliability == 'reliable'
+                                      else ReliabilityPolicy.BEST_EFFORT))
+
+        def incompatible(event, t=topic):
+            if auto and reliability == 'reliable':
+                self.get_logger().warning(f'{t}: a best-effort publisher appeared; '
+                                          f're-subscribing best effort')
+                self._downgrade.add(t)
+                return
+            self.get_logger().error(
+                f'{t}: a publisher has incompatible QoS ({event.last_policy_kind}); this node '
+                f'subscribes with reliability={reliability}: set the reliability parameter to '
+                f'auto or to match the camera')
+
+        def on_frame(msg, source=topic):
             self.pool.submit(source, lambda: to_frame(msg), msg.header)
 
-        self.subs.append(self.create_subscription(msg_type, topic, on_frame, qos,
-                                                  event_callbacks=callbacks))
-        self.get_logger().info(f'subscribed to {resolved} ({msg_type.__name__})')
+        sub = self.create_subscription(
+            msg_type, topic, on_frame, qos,
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible))
+        self.subs[topic] = (sub, reliability, msg_type, to_frame)
+        self.get_logger().info(f'subscribed to {topic} ({msg_type.__name__}, {reliability}'
+                               f'{", matching its publishers" if auto else ""})')
 
     def _publish(self, result):
         msg = Classification()
@@ -255,6 +300,10 @@ class ClassifierNode(Node):
             value = s[key]
             values.append((key, fmt.get(key, '{:.2f}' if isinstance(value, float) else '{}')
                            .format(value)))
+        for topic, entry in self.subs.items():
+            values.append((f'{topic}: reliability', entry[1]))
+        for topic in self._waiting:
+            values.append((f'{topic}: reliability', 'auto: waiting for a publisher'))
         for source, st in s['sources'].items():
             counts = (st.received, st.classified, st.dropped, st.malformed, st.errors)
             values.append((f'{source}: received/classified/dropped/malformed/errors',

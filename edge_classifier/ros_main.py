@@ -18,6 +18,13 @@ def run_node(factory, startup_errors, label, args=None):
         print(f'[{label}] cannot start: {exc}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        rclpy.try_shutdown()
+        return 0
+    except Exception:
+        if not rclpy.ok():  # SIGINT/SIGTERM arrived while starting: a normal stop
+            return 0
+        raise
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):

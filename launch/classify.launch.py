@@ -76,7 +76,7 @@ def generate_launch_description():
         ('workers', '', 'override the config: number of worker threads'),
         ('namespace', '', 'namespace of the nodes'),
         ('output_topic', '/classification', 'vision_msgs/Classification topic'),
-        ('reliability', 'best_effort', 'input QoS: best_effort (sensor data) or reliable'),
+        ('reliability', 'auto', 'input QoS: auto (match the camera), best_effort or reliable'),
         ('camera', 'none', 'sim: also start the sample camera (bundled photos)'),
         ('camera_rate', '5.0', 'sample camera rate (Hz)'),
         ('camera_encoding', 'bgr8', 'sample camera encoding'),

@@ -208,7 +208,11 @@ def test_large_frames_from_the_sample_camera_reach_the_default_qos(ros, default_
 def test_signals_end_the_node_cleanly_within_a_second(ros, sig):
     proc = ros_process('edge_classifier.node', {'image_topics': ['/sig/image'],
                                                 'output_topic': '/sig/classification'})
-    assert wait_for(lambda: ros.node.count_subscribers('/sig/image') > 0, timeout=20)
+    pub = ros.node.create_publisher(Image, '/sig/image', 10)
+    try:
+        assert wait_for(lambda: pub.get_subscription_count() > 0, timeout=20)
+    finally:
+        ros.node.destroy_publisher(pub)
     code, _, err, seconds = stop(proc, sig)
     assert code == 0, err
     assert 'Traceback' not in err
@@ -246,3 +250,26 @@ def test_incompatible_camera_qos_is_logged_clearly(ros):
     assert code == 0, err
     assert '/qos/image: a publisher has incompatible QoS' in err
     assert 'set the reliability parameter' in err
+
+
+@pytest.mark.parametrize('camera_reliability', ['reliable', 'best_effort'])
+def test_auto_reliability_matches_the_camera(ros, sample_bgr, camera_reliability):
+    topic = f'/auto_{camera_reliability}/image'
+    proc = ros_process('edge_classifier.node', {'image_topics': [topic],
+                                                'output_topic': topic + '/out'})
+    results = ros.collect(Classification, topic + '/out')
+    policy = (ReliabilityPolicy.RELIABLE if camera_reliability == 'reliable'
+              else ReliabilityPolicy.BEST_EFFORT)
+    pub = ros.node.create_publisher(Image, topic, QoSProfile(depth=1, reliability=policy))
+    raw = encode_raw(small(sample_bgr['coffee']), 'bgr8')
+    msg = Image(height=raw.height, width=raw.width, encoding='bgr8', step=raw.step)
+    msg.data = raw.data
+    try:
+        check(send_and_wait(ros, results, pub, msg, 'auto', 700), 'coffee', 700)
+        infos = ros.node.get_subscriptions_info_by_topic(topic)
+        assert [i.qos_profile.reliability for i in infos] == [policy]
+    finally:
+        ros.node.destroy_publisher(pub)
+        code, _, err, _ = stop(proc)
+    assert code == 0, err
+    assert f'subscribed to {topic} (Image, {camera_reliability}, matching its publishers)' in err
