@@ -114,10 +114,21 @@ def compressed_to_frame(fmt, data):
     buf = _buffer(data)
     if buf.size == 0:
         raise FrameError(f'empty {fmt} image')
+    _check_complete(buf, fmt)
     image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if image is None:
         raise FrameError(f'could not decode {buf.size} bytes as {fmt} (corrupt or truncated)')
     return Frame('bgr', image)
+
+
+def _check_complete(buf, fmt):
+    """Truncated JPEG/PNG: libjpeg would decode the rest as grey and only warn."""
+    head, tail = bytes(buf[:8]), bytes(buf[-64:])
+    if head[:2] == b'\xff\xd8' and b'\xff\xd9' not in tail:
+        raise FrameError(f'truncated {fmt} image: {buf.size} bytes and no JPEG end-of-image '
+                         f'marker')
+    if head == b'\x89PNG\r\n\x1a\n' and b'IEND' not in tail:
+        raise FrameError(f'truncated {fmt} image: {buf.size} bytes and no PNG IEND chunk')
 
 
 def compressed_msg_to_frame(msg):

@@ -7,6 +7,7 @@ threads, so the executor never blocks on inference and a slow model drops stale 
 import sys
 
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
@@ -43,12 +44,24 @@ def _descriptor(text, read_only=False, dynamic=False):
     return ParameterDescriptor(description=text, read_only=read_only, dynamic_typing=dynamic)
 
 
+def _topic_list(name, value):
+    """A topic-list parameter: a list of names (a single string is one topic)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(t, str) for t in value):
+        raise StartupError(f'parameter {name}: expected a list of topic names, got {value!r}')
+    return [t for t in value if t]
+
+
 class ClassifierNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('edge_classifier', **kwargs)
         self.cfg = self._declare_model_parameters()
         io = self._declare_io_parameters()
+        self._reject_unknown_parameters()
         try:
             self.classifier = Classifier(self.cfg)
         except (BackendError, LabelsError) as exc:
@@ -78,7 +91,8 @@ class ClassifierNode(Node):
         self._publish_label_info()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pool.start()
-        self.diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self.diag_timer = self.create_timer(float(io['diagnostics_period']),
+                                            self._publish_diagnostics)
         # Inputs last: once a camera sees this node subscribed, everything else is ready.
         self.subs = {}  # resolved topic -> (subscription, reliability, msg type, to_frame)
         self._waiting = {}      # auto: resolved topic -> (msg_type, to_frame), no publisher yet
@@ -125,15 +139,16 @@ class ClassifierNode(Node):
 
     def _declare_io_parameters(self):
         def declare(name, default, text):
-            return self.declare_parameter(name, default, _descriptor(text)).value
+            # dynamic typing: a wrong type is reported by the checks below, by name
+            return self.declare_parameter(name, default, _descriptor(text, dynamic=True)).value
 
         image_topics = declare('image_topics', ['/image_raw'], 'sensor_msgs/Image topics')
         compressed = self.declare_parameter(
             'compressed_topics', Parameter.Type.STRING_ARRAY,
             _descriptor('sensor_msgs/CompressedImage topics (jpeg, png)')).value or []
         io = {
-            'image_topics': [t for t in (image_topics or []) if t],
-            'compressed_topics': [t for t in compressed if t],
+            'image_topics': _topic_list('image_topics', image_topics),
+            'compressed_topics': _topic_list('compressed_topics', compressed),
             'reliability': declare(
                 'reliability', 'auto',
                 'input QoS reliability: auto (match the camera: reliable when every publisher '
@@ -142,6 +157,8 @@ class ClassifierNode(Node):
             'depth': declare('depth', 1, 'input QoS history depth'),
             'output_topic': declare('output_topic', '/classification',
                                     'vision_msgs/Classification output topic'),
+            'diagnostics_period': declare('diagnostics_period', 1.0,
+                                          'seconds between /diagnostics messages'),
             'per_source_output': declare(
                 'per_source_output', False,
                 'also publish each source on <image topic>/classification'),
@@ -149,14 +166,30 @@ class ClassifierNode(Node):
         if io['reliability'] not in ('auto', 'best_effort', 'reliable'):
             raise StartupError(f'parameter reliability: {io["reliability"]!r} is not one of '
                                f'auto, best_effort, reliable')
-        if not isinstance(io['depth'], int) or io['depth'] < 1:
+        for key in ('reliability', 'output_topic'):
+            if not isinstance(io[key], str):
+                raise StartupError(f'parameter {key}: expected a string, got {io[key]!r}')
+        if isinstance(io['depth'], bool) or not isinstance(io['depth'], int) or io['depth'] < 1:
             raise StartupError(f'parameter depth: must be an integer >= 1, got {io["depth"]!r}')
         if not io['image_topics'] and not io['compressed_topics']:
             raise StartupError('parameters image_topics and compressed_topics are both empty: '
                                'nothing to classify')
+        period = io['diagnostics_period']
+        if isinstance(period, bool) or not isinstance(period, (int, float)) or period <= 0:
+            raise StartupError(f'parameter diagnostics_period: must be a number of seconds > 0, '
+                               f'got {io["diagnostics_period"]!r}')
         if not io['output_topic']:
             raise StartupError('parameter output_topic must not be empty')
         return io
+
+    def _reject_unknown_parameters(self):
+        """A params file key this node does not know is a typo: fail, do not ignore it."""
+        overrides = getattr(self, '_parameter_overrides', {})  # rclpy keeps them here
+        unknown = sorted(name for name in overrides
+                         if not self.has_parameter(name) and not name.startswith('qos_overrides.'))
+        if unknown:
+            raise StartupError(f'unknown parameter(s) {", ".join(unknown)}; this node takes: '
+                               f'{", ".join(sorted(self._parameters))}')
 
     def _on_set_parameters(self, params):
         changes = {}
@@ -322,7 +355,8 @@ class ClassifierNode(Node):
 
 
 def main(args=None):
-    return run_node(ClassifierNode, (StartupError, ConfigError), 'edge_classifier', args)
+    return run_node(ClassifierNode, (StartupError, ConfigError, ParameterException),
+                    'edge_classifier', args)
 
 
 if __name__ == '__main__':

@@ -10,29 +10,53 @@ except ImportError:  # pragma: no cover - very old rclpy
     ExternalShutdownException = KeyboardInterrupt
 
 
+def _stopping():
+    """True once SIGINT/SIGTERM has shut the context down."""
+    return not rclpy.ok()
+
+
+def _finish():
+    rclpy.try_shutdown()
+    # Join rclpy's signal-handling thread before interpreter teardown: leaving it to the
+    # C++ static destructors can abort the process ("terminate called without an active
+    # exception") when SIGTERM arrives under load.
+    uninstall = getattr(getattr(rclpy, 'signals', None), 'uninstall_signal_handlers', None)
+    if uninstall is not None:
+        try:
+            uninstall()
+        except Exception:  # not installed, or already gone
+            pass
+
+
 def run_node(factory, startup_errors, label, args=None):
     rclpy.init(args=args)
     try:
         node = factory()
     except startup_errors as exc:
         print(f'[{label}] cannot start: {exc}', file=sys.stderr)
-        rclpy.try_shutdown()
+        _finish()
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
-        rclpy.try_shutdown()
+        _finish()
         return 0
     except Exception:
-        if not rclpy.ok():  # SIGINT/SIGTERM arrived while starting: a normal stop
+        if _stopping():  # the signal arrived while starting: a normal stop
+            _finish()
             return 0
         raise
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # A signal can shut the context down between the executor's checks, which then
+        # surfaces as an RCLError ("context is not valid") instead of a clean exit.
+        if not _stopping():
+            raise
     finally:
         shutdown = getattr(node, 'shutdown', None)
         if shutdown:
             shutdown()
         node.destroy_node()
-        rclpy.try_shutdown()
+        _finish()
     return 0

@@ -53,9 +53,9 @@ def wait_for(predicate, timeout=20.0, interval=0.05):
     return predicate()
 
 
-def ros_process(module, params=None, args=(), env=None):
+def ros_process(module, params=None, args=(), env=None, ros_args=()):
     """python -m module --ros-args -p k:=v ... as a separate process (own DDS participant)."""
-    cmd = [sys.executable, '-m', module, *args, '--ros-args']
+    cmd = [sys.executable, '-m', module, *args, '--ros-args', *ros_args]
     for key, value in (params or {}).items():
         if isinstance(value, (list, tuple)):
             value = '[' + ','.join(f"'{v}'" if isinstance(v, str) else str(v)

@@ -163,7 +163,9 @@ def _set(ros, name, value):
     client = ros.node.create_client(SetParameters, '/edge_classifier/set_parameters')
     assert client.wait_for_service(timeout_sec=10)
     msg = ParameterMsg(name=name)
-    if isinstance(value, int):
+    if isinstance(value, float):
+        msg.value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+    elif isinstance(value, int):
         msg.value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
     else:
         msg.value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
@@ -181,10 +183,16 @@ def test_top_k_changes_at_run_time_and_reload_parameters_are_rejected(ros, node,
     msg = Image(height=raw.height, width=raw.width, encoding='bgr8', step=raw.step)
     msg.data = raw.data
     assert len(send_and_wait(ros, results, pub, msg, 'topk2', 600).results) == 2
-    refused = _set(ros, 'workers', 4)
-    assert not refused.successful and 'restart' in refused.reason
+    assert _set(ros, 'score_threshold', 0.5).successful
+    thresholded = send_and_wait(ros, results, pub, msg, 'threshold', 601).results
+    assert [h.class_id for h in thresholded] == ['967']  # espresso 0.95; the rest < 0.5
+    for name, value, reason in (('workers', 4, 'restart'), ('backend', 'bpu', 'restart'),
+                                ('model', 'mobilenetv3', 'read-only')):
+        refused = _set(ros, name, value)
+        assert not refused.successful and reason in refused.reason, name
     assert not _set(ros, 'top_k', 0).successful
-    assert _set(ros, 'top_k', 5).successful
+    assert not _set(ros, 'score_threshold', 1.5).successful
+    assert _set(ros, 'top_k', 5).successful and _set(ros, 'score_threshold', 0.0).successful
 
 
 def test_large_frames_from_the_sample_camera_reach_the_default_qos(ros, default_cfg):

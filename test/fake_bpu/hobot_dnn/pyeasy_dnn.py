@@ -12,6 +12,8 @@ the RDK toolchain would compile in (mean, scale), plus the input properties. for
 checks its input as the board does (uint8 NV12 of the model's size) and runs the ONNX
 model with ONNX Runtime on NV12 -> RGB -> (x - mean) * scale, so results match a real
 compiled float model up to quantization. Calls are recorded in CALLS for assertions.
+Fault injection for robustness tests: "fail_first": N makes the first N forward() calls
+raise, as a BPU timeout would.
 """
 import json
 
@@ -48,6 +50,8 @@ class Model:
 
     def forward(self, input_tensor, core_id=0, priority=0):
         CALLS.append({'core_id': core_id, 'priority': priority})
+        if len(CALLS) <= self._spec.get('fail_first', 0):
+            raise RuntimeError(f'hbDNNInfer failed (fake fault {len(CALLS)})')
         shape, layout = self.inputs[0].properties.shape, self.inputs[0].properties.layout
         h, w = (shape[2], shape[3]) if layout == 'NCHW' else (shape[1], shape[2])
         arr = np.asarray(input_tensor)
