@@ -37,6 +37,7 @@ setup(
             'classifier_node = edge_classifier.node:main',
             'sample_camera = edge_classifier.tools.sample_camera:main',
             'classification_echo = edge_classifier.tools.echo:main',
+            'edge-classifier-bench = edge_classifier.tools.bench:main',
         ],
     },
 )

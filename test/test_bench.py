@@ -18,8 +18,11 @@ def test_bench_prints_bare_vs_pipeline_and_nv12_tables(tmp_path):
                            '--json', str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     table = [line for line in proc.stdout.splitlines() if line.startswith('| tiny')]
-    assert len(table) == 2 and table[0].startswith('| tiny (untrained) | 1 |')
+    assert len(table) == 3 and table[0].startswith('| tiny (untrained) | 1 |')
+    assert table[1].startswith('| tiny (untrained) | 2 |')
     assert 'RDK bgr2nv12_opencv' in proc.stdout and 'x faster' in proc.stdout
+    summary = [line for line in proc.stdout.splitlines() if line.startswith('| tiny')][-1]
+    assert summary.startswith('| tiny (untrained) | 32x32 | 10 | 0.00 |')  # 40 parameters
     rows = json.loads(out.read_text())
     assert {(r['workers'], r['mode']) for r in rows} == {(1, 'bare'), (1, 'pipeline'),
                                                          (2, 'bare'), (2, 'pipeline')}

@@ -1,7 +1,8 @@
 """Benchmark: bare backend vs the full pipeline, and NV12 conversion vs the RDK helper.
 
-    python -m edge_classifier.tools.bench [--model efficientnet_lite0 ...] [--workers 1,2,4]
-                                          [--seconds 5] [--json FILE]
+    edge-classifier-bench [--model efficientnet_lite0 ...] [--workers 1,2,4,8]
+                          [--seconds 10] [--rounds 5] [--json FILE]
+    (also python -m edge_classifier.tools.bench)
 
 Measured in one run, on this machine's CPU (ONNX Runtime; not BPU figures):
   * bare: N threads calling the backend's inference on an already preprocessed input
@@ -31,6 +32,27 @@ from ..encode import encode_raw
 from ..frames import image_to_frame
 from ..nv12 import Geometry, bgr_to_nv12, rdk_bgr2nv12, to_nv12
 from ..pipeline import Classifier, WorkerPool
+
+
+def count_parameters(onnx_path):
+    """Parameters (millions) of an ONNX model: the sum of its initializers' sizes."""
+    try:
+        import onnx
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception:  # onnx not installed, or not readable: the column says so
+        return float('nan')
+    total = 0
+    for tensor in model.graph.initializer:
+        size = 1
+        for dim in tensor.dims:
+            size *= dim
+        total += size
+    return total / 1e6
+
+
+def bar(done, total, text, width=24):
+    filled = int(width * done / max(total, 1))
+    progress(f'[bench] [{"#" * filled}{"." * (width - filled)}] {done}/{total} {text}')
 
 
 def progress(text):
@@ -148,7 +170,7 @@ def bench_nv12(repeats=300):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', nargs='+', default=['efficientnet_lite0'])
-    parser.add_argument('--workers', default='1,2,4')
+    parser.add_argument('--workers', default='1,2,4,8')
     parser.add_argument('--seconds', type=float, default=10.0,
                         help='measuring time per model and worker count, for each mode')
     parser.add_argument('--rounds', type=int, default=5,
@@ -157,34 +179,52 @@ def main(argv=None):
     args = parser.parse_args(argv)
     worker_counts = [int(w) for w in args.workers.split(',') if w]
 
-    rows = []
+    rows, summary = [], []
     print(f'# edge_classifier benchmark: ONNX Runtime on this CPU, not BPU figures '
           f'({args.seconds:g} s per point and mode in {args.rounds} alternating rounds; '
-          f'medians over rounds)\n')
-    print('| model | workers | bare FPS | pipeline FPS | pipeline / bare | bare p50 ms | '
-          'bare p99 ms | pipeline e2e p50 ms | pipeline e2e p99 ms |')
+          f'medians over rounds; input 640x480 bgr8 for the pipeline)\n')
+    print('| model | workers | bare p50 ms | bare p99 ms | bare FPS | pipeline p50 ms | '
+          'pipeline p99 ms | pipeline FPS | pipeline / bare |')
     print('|---|---|---|---|---|---|---|---|---|')
+    steps, step = len(args.model) * len(worker_counts) * args.rounds, 0
     for name in args.model:
         try:
             clf = Classifier(load_config(name).replace(backend='onnxruntime'))
         except (ConfigError, BackendError) as exc:
-            print(f'| {name} | skipped: {exc} |||||||')
+            print(f'| {name} | skipped: {exc} ||||||||')
+            step += len(worker_counts) * args.rounds
             continue
         name = clf.cfg.model_name + (' (untrained)' if clf.untrained else '')
+        per_workers = {}
         for workers in worker_counts:
             bare_rounds, pipe_rounds = [], []
-            for r in range(args.rounds):  # alternate, so drift on a shared VM hits both
-                progress(f'[bench] {name}: {workers} workers, round {r + 1}/{args.rounds}')
+            for _ in range(args.rounds):  # alternate, so drift on a shared VM hits both
+                step += 1
+                bar(step, steps, f'{name}, {workers} workers')
                 bare_rounds.append(bench_bare(clf, workers, args.seconds / args.rounds))
                 pipe_rounds.append(bench_pipeline(clf, workers, args.seconds / args.rounds))
             bare, pipe = _median_round(bare_rounds), _median_round(pipe_rounds)
+            per_workers[workers] = (bare, pipe)
             ratio = pipe['fps'] / bare['fps'] if bare['fps'] else float('nan')
-            print(f'| {name} | {workers} | {bare["fps"]:.1f} | {pipe["fps"]:.1f} | '
-                  f'{ratio:.3f} | {bare["latency_ms_p50"]:.2f} | {bare["latency_ms_p99"]:.2f} | '
-                  f'{pipe["latency_ms_p50"]:.2f} | {pipe["latency_ms_p99"]:.2f} |', flush=True)
+            print(f'| {name} | {workers} | {bare["latency_ms_p50"]:.2f} | '
+                  f'{bare["latency_ms_p99"]:.2f} | {bare["fps"]:.1f} | '
+                  f'{pipe["latency_ms_p50"]:.2f} | {pipe["latency_ms_p99"]:.2f} | '
+                  f'{pipe["fps"]:.1f} | {ratio:.3f} |', flush=True)
             for mode, fig in (('bare', bare), ('pipeline', pipe)):
                 rows.append({'model': name, 'workers': workers, 'mode': mode, **fig})
+        best = max(per_workers, key=lambda w: per_workers[w][0]['fps'])
+        single = per_workers.get(1, per_workers[min(per_workers)])[0]
+        summary.append((name, f'{clf.cfg.input_width}x{clf.cfg.input_height}',
+                        clf.cfg.num_classes, count_parameters(clf.backend.model_path),
+                        single['latency_ms_p50'], per_workers[best][0]['latency_ms_p50'],
+                        best, per_workers[best][0]['fps'], per_workers[best][1]['fps']))
         clf.close()
+    print('\n| model | size | classes | params (M) | single-thread latency ms | '
+          'multi-thread latency ms | FPS (bare) | FPS (pipeline) |')
+    print('|---|---|---|---|---|---|---|---|')
+    for name, size, classes, params, single, multi, best, fps, pipe_fps in summary:
+        print(f'| {name} | {size} | {classes} | {params:.2f} | {single:.2f} | '
+              f'{multi:.2f} ({best} threads) | {fps:.1f} | {pipe_fps:.1f} |')
     progress('[bench] NV12 conversion ...')
     nv12 = bench_nv12()
     base = nv12[0][1]
