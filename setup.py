@@ -38,6 +38,8 @@ setup(
             'sample_camera = edge_classifier.tools.sample_camera:main',
             'classification_echo = edge_classifier.tools.echo:main',
             'edge-classifier-bench = edge_classifier.tools.bench:main',
+            'edge-classifier-eval = edge_classifier.tools.evaluate:main',
+            'edge-classifier-quantize = edge_classifier.tools.quantize:main',
         ],
     },
 )

@@ -50,9 +50,9 @@ def count_parameters(onnx_path):
     return total / 1e6
 
 
-def bar(done, total, text, width=24):
+def bar(done, total, text, width=24, tag='bench'):
     filled = int(width * done / max(total, 1))
-    progress(f'[bench] [{"#" * filled}{"." * (width - filled)}] {done}/{total} {text}')
+    progress(f'[{tag}] [{"#" * filled}{"." * (width - filled)}] {done}/{total} {text}')
 
 
 def progress(text):

@@ -1,0 +1,109 @@
+"""ONNX Runtime static int8 quantization, calibrated through the NV12 path.
+
+    edge-classifier-quantize CALIB_DIR [--model NAME|YAML] [--count 1000] [--out FILE]
+    (also python -m edge_classifier.tools.quantize)
+
+Calibration images (any image files under CALIB_DIR, labels not needed; the RDK zoo picks
+about 1000 covering every class: take what is given) go through exactly the node's path
+(frame -> NV12 -> NV12->RGB -> normalize), so the activation ranges are those the BPU's
+input produces. Writes <onnx>.int8.onnx next to the float model (QDQ format, per-channel
+int8 weights, uint8 activations, MinMax calibration); edge-classifier-eval then reports
+float vs int8 accuracy side by side, like the zoo's float / quantized columns.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from ..backends import BackendError
+from ..config import ConfigError, load_config
+from ..frames import FrameError, read_image
+from ..pipeline import Classifier
+from ..postprocess import LabelsError
+from .bench import bar
+from .evaluate import IMAGE_SUFFIXES
+
+
+class QuantizeError(RuntimeError):
+    pass
+
+
+def calibration_images(folder, count):
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise QuantizeError(f'calibration folder {folder} does not exist')
+    paths = sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise QuantizeError(f'no images ({", ".join(IMAGE_SUFFIXES)}) under {folder}')
+    return paths[:count]
+
+
+def quantize(clf, paths, out, show_progress=True):
+    """Static int8 quantization of clf's ONNX model; returns (out, used, skipped)."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
+                                          QuantFormat, QuantType, quantize_static)
+    backend = clf.backend
+    skipped, used = [], []
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.paths = iter(paths)
+
+        def get_next(self):
+            for path in self.paths:
+                if show_progress:
+                    bar(len(used) + len(skipped) + 1, len(paths), path.name,
+                        tag='quantize')
+                try:
+                    frame = read_image(path)
+                except FrameError as exc:
+                    skipped.append((str(path), str(exc)))
+                    continue
+                used.append(path)
+                return {backend.input_name: backend.preprocess([clf.to_nv12(frame)]).copy()}
+            return None
+
+    out = Path(out)
+    tmp = out.with_name(out.name + '.partial')
+    quantize_static(str(backend.model_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    per_channel=True, calibrate_method=CalibrationMethod.MinMax)
+    if not used:
+        tmp.unlink(missing_ok=True)
+        raise QuantizeError('none of the calibration images could be read')
+    _tag(tmp, f'int8 static (QDQ), {len(used)} calibration images through NV12')
+    tmp.replace(out)
+    return out, used, skipped
+
+
+def _tag(path, text):
+    import onnx
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = 'edge_classifier.quantization', text
+    onnx.save(model, str(path))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('calib', help='folder of calibration images (searched recursively)')
+    parser.add_argument('--model', default='efficientnet_lite0')
+    parser.add_argument('--count', type=int, default=1000, help='at most this many images')
+    parser.add_argument('--out', help='output ONNX (default: <onnx>.int8.onnx)')
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.model).replace(backend='onnxruntime')
+        clf = Classifier(cfg)
+        paths = calibration_images(args.calib, args.count)
+        out = Path(args.out) if args.out else cfg.resolve(cfg.onnx_path).with_suffix('.int8.onnx')
+        out, used, skipped = quantize(clf, paths, out)
+    except (ConfigError, BackendError, LabelsError, QuantizeError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    for what, reason in skipped:
+        print(f'skipped {what}: {reason}', file=sys.stderr)
+    print(f'wrote {out} (calibrated on {len(used)} images, {len(skipped)} skipped)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

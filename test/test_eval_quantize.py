@@ -1,0 +1,81 @@
+"""edge-classifier-eval and edge-classifier-quantize on small inputs (real models, real
+photos): both layouts, float vs NV12 vs int8 columns, bad input reported, the rest run."""
+import json
+import shutil
+import subprocess
+import sys
+
+import onnxruntime as ort
+import yaml
+
+from helpers import tiny_config
+
+
+def run(tool, *args):
+    return subprocess.run([sys.executable, '-m', f'edge_classifier.tools.{tool}', *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def table(stdout):
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        if len(cells) == 4 and cells[1].isdigit():
+            rows[cells[0]] = (int(cells[1]), float(cells[2]), float(cells[3]))
+    return rows
+
+
+def test_val_label_layout_on_the_default_model(samples, tmp_path):
+    for name in ('coffee', 'camera', 'chelsea'):
+        shutil.copy(samples[name], tmp_path / f'{name}.png')
+    (tmp_path / 'broken.jpg').write_text('not a photo')
+    (tmp_path / 'val_label.txt').write_text(
+        'coffee.png 967\ncamera.png 872\nchelsea.png 282\nbroken.jpg 1\nmissing.png 5\n')
+    out = tmp_path / 'eval.json'
+    proc = run('evaluate', str(tmp_path), '--json', str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = table(proc.stdout)
+    assert rows['float RGB'] == (3, 100.0, 100.0) and rows['NV12'] == (3, 100.0, 100.0)
+    assert 'names missing.png, which does not exist' in proc.stderr
+    assert 'broken.jpg: not an image' in proc.stderr
+    assert '2 item(s) skipped' in proc.stdout
+    assert [r['path'] for r in json.loads(out.read_text())] == ['float RGB', 'NV12']
+
+
+def test_folder_per_class_layout_quantize_and_int8_column(samples, tmp_path, default_cfg):
+    data = tmp_path / 'set'
+    for folder, name in (('espresso', 'coffee'), ('872', 'camera'), ('tiger cat', 'chelsea'),
+                         ('not-a-class', 'rocket')):
+        (data / folder).mkdir(parents=True)
+        shutil.copy(samples[name], data / folder / f'{name}.png')
+    cfg = tiny_config(tmp_path, classes=1000, size=224)
+    # the real ImageNet names, so folders can be named by class name
+    shutil.copy(default_cfg.resolve(default_cfg.labels_path), tmp_path / 'labels.txt')
+    model_yaml = tmp_path / 'tiny.yaml'
+    model_yaml.write_text(yaml.safe_dump({'/**': {'ros__parameters': cfg.to_dict()}}))
+    proc = run('quantize', str(data), '--model', str(model_yaml))
+    assert proc.returncode == 0, proc.stderr
+    int8 = tmp_path / 'tiny.int8.onnx'
+    meta = ort.InferenceSession(str(int8)).get_modelmeta().custom_metadata_map
+    assert 'calibration images through NV12' in meta['edge_classifier.quantization']
+    assert '4 images' in proc.stdout
+    proc = run('evaluate', str(data), '--model', str(model_yaml))
+    assert proc.returncode == 0, proc.stderr
+    rows = table(proc.stdout)
+    assert set(rows) == {'float RGB', 'NV12', 'int8 NV12'}
+    assert all(n == 3 for n, _, _ in rows.values())
+    assert all(top1 <= top5 for _, top1, top5 in rows.values())
+    assert 'not-a-class: folder name is neither a class index nor a class name' in proc.stderr
+    assert 'UNTRAINED' in proc.stdout
+
+
+def test_bad_folders_are_clear_errors(tmp_path):
+    proc = run('evaluate', str(tmp_path / 'nope'))
+    assert proc.returncode == 2 and 'does not exist' in proc.stderr
+    proc = run('evaluate', str(tmp_path))
+    assert proc.returncode == 2 and 'neither a val_label.txt nor one sub-folder' in proc.stderr
+    proc = run('quantize', str(tmp_path / 'nope'))
+    assert proc.returncode == 2 and 'calibration folder' in proc.stderr
+    (tmp_path / 'notes.txt').write_text('x')
+    proc = run('quantize', str(tmp_path))
+    assert proc.returncode == 2 and 'no images' in proc.stderr
