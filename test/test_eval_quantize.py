@@ -39,7 +39,8 @@ def test_val_label_layout_on_the_default_model(samples, tmp_path):
     assert 'names missing.png, which does not exist' in proc.stderr
     assert 'broken.jpg: not an image' in proc.stderr
     assert '2 item(s) skipped' in proc.stdout
-    assert [r['path'] for r in json.loads(out.read_text())] == ['float RGB', 'NV12']
+    # (an int8 column follows when models/efficientnet_lite0.int8.onnx has been made)
+    assert [r['path'] for r in json.loads(out.read_text())][:2] == ['float RGB', 'NV12']
 
 
 def test_folder_per_class_layout_quantize_and_int8_column(samples, tmp_path, default_cfg):
