@@ -13,9 +13,11 @@ checks its input as the board does (uint8 NV12 of the model's size) and runs the
 model with ONNX Runtime on NV12 -> RGB -> (x - mean) * scale, so results match a real
 compiled float model up to quantization. Calls are recorded in CALLS for assertions.
 Fault injection for robustness tests: "fail_first": N makes the first N forward() calls
-raise, as a BPU timeout would.
+raise, as a BPU timeout would; "delay_ms": D makes every forward() take D ms longer, a
+slow model for flood tests.
 """
 import json
+import time
 
 import cv2
 import numpy as np
@@ -52,6 +54,7 @@ class Model:
         CALLS.append({'core_id': core_id, 'priority': priority})
         if len(CALLS) <= self._spec.get('fail_first', 0):
             raise RuntimeError(f'hbDNNInfer failed (fake fault {len(CALLS)})')
+        time.sleep(self._spec.get('delay_ms', 0) / 1000.0)
         shape, layout = self.inputs[0].properties.shape, self.inputs[0].properties.layout
         h, w = (shape[2], shape[3]) if layout == 'NCHW' else (shape[1], shape[2])
         arr = np.asarray(input_tensor)
