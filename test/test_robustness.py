@@ -123,6 +123,18 @@ def test_bad_input_corpus_is_dropped_counted_and_good_frames_still_classified(
     print(f'bad-input corpus: {tried} categories, 1 frame each, 0 crashes')
 
 
+def node_on_fake_bpu(cfg, tmp_path, prefix, **faults):
+    """classifier_node (1 worker) on the BPU backend, the fake hobot_dnn with faults
+    (fail_first, delay_ms), reading <prefix>/image, publishing <prefix>/classification."""
+    bin_path = compiled_model(tmp_path / 'model.bin', cfg.resolve(cfg.onnx_path), cfg, **faults)
+    env = {'PYTHONPATH': os.pathsep.join(filter(None, [FAKE_BPU,
+                                                       os.environ.get('PYTHONPATH')]))}
+    return ros_process('edge_classifier.node', {
+        'image_topics': [prefix + '/image'], 'output_topic': prefix + '/classification',
+        'backend': 'bpu', 'bpu_path': str(bin_path), 'workers': 1,
+        'diagnostics_period': 0.2}, env=env)
+
+
 def _rss_kib(pid):
     for line in Path(f'/proc/{pid}/status').read_text().splitlines():
         if line.startswith('VmRSS:'):
@@ -133,14 +145,7 @@ def _rss_kib(pid):
 def test_flood_of_1080p_frames_keeps_memory_and_latency_bounded(ros, default_cfg, tmp_path):
     """1080p frames at about 10x the model's rate: a slow model (the fake BPU adds 100 ms
     per inference, ~9 fps with one worker) and the camera publishing as fast as it can."""
-    bin_path = compiled_model(tmp_path / 'slow.bin', default_cfg.resolve(default_cfg.onnx_path),
-                              default_cfg, delay_ms=100)
-    env = {'PYTHONPATH': os.pathsep.join(filter(None, [FAKE_BPU,
-                                                       os.environ.get('PYTHONPATH')]))}
-    node = ros_process('edge_classifier.node', {
-        'image_topics': ['/flood/image'], 'output_topic': '/flood/classification',
-        'backend': 'bpu', 'bpu_path': str(bin_path), 'workers': 1,
-        'diagnostics_period': 0.25}, env=env)
+    node = node_on_fake_bpu(default_cfg, tmp_path, '/flood', delay_ms=100)
     diag = Diagnostics(ros, 'edge_classifier')
     cam = ros_process('edge_classifier.tools.sample_camera', {
         'topic': '/flood/image', 'width': 1920, 'height': 1080, 'rate': 500.0})
@@ -176,14 +181,7 @@ def test_flood_of_1080p_frames_keeps_memory_and_latency_bounded(ros, default_cfg
 
 def test_failing_backend_logs_continues_and_reports_error_in_diagnostics(
         ros, default_cfg, tmp_path, sample_bgr):
-    bin_path = compiled_model(tmp_path / 'flaky.bin', default_cfg.resolve(default_cfg.onnx_path),
-                              default_cfg, fail_first=12)
-    env = {'PYTHONPATH': os.pathsep.join(filter(None, [FAKE_BPU,
-                                                       os.environ.get('PYTHONPATH')]))}
-    proc = ros_process('edge_classifier.node', {
-        'image_topics': ['/flaky/image'], 'output_topic': '/flaky/classification',
-        'backend': 'bpu', 'bpu_path': str(bin_path), 'workers': 1,
-        'diagnostics_period': 0.2}, env=env)
+    proc = node_on_fake_bpu(default_cfg, tmp_path, '/flaky', fail_first=12)
     diag = Diagnostics(ros, 'edge_classifier')
     results = ros.collect(Classification, '/flaky/classification')
     pub = ros.node.create_publisher(Image, '/flaky/image', RELIABLE)
