@@ -30,9 +30,9 @@ try:  # Jazzy and later
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
-RELOAD_KEYS = frozenset(set(model_config.config_keys()) - {'top_k', 'score_threshold'}
-                        | {'model', 'image_topics', 'compressed_topics', 'reliability', 'depth',
-                           'output_topic', 'per_source_output'})
+# Parameters that take effect at run time; every other one of this node's parameters is
+# fixed at startup and a change is refused (use_sim_time is rclpy's own).
+RUNTIME_KEYS = frozenset({'top_k', 'score_threshold', 'use_sim_time'})
 ERROR_STREAK = 5  # consecutive backend failures before diagnostics report ERROR
 
 
@@ -194,7 +194,7 @@ class ClassifierNode(Node):
     def _on_set_parameters(self, params):
         changes = {}
         for p in params:
-            if p.name in RELOAD_KEYS:
+            if p.name not in RUNTIME_KEYS:
                 return SetParametersResult(
                     successful=False,
                     reason=f'{p.name} needs a restart of the node (model, backend, workers and '

@@ -187,6 +187,7 @@ def test_top_k_changes_at_run_time_and_reload_parameters_are_rejected(ros, node,
     thresholded = send_and_wait(ros, results, pub, msg, 'threshold', 601).results
     assert [h.class_id for h in thresholded] == ['967']  # espresso 0.95; the rest < 0.5
     for name, value, reason in (('workers', 4, 'restart'), ('backend', 'bpu', 'restart'),
+                                ('diagnostics_period', 0.5, 'restart'),
                                 ('model', 'mobilenetv3', 'read-only')):
         refused = _set(ros, name, value)
         assert not refused.successful and reason in refused.reason, name
