@@ -26,6 +26,8 @@ _PLANAR = {'nv12': 'nv12'}
 _HIGH_DEPTH_HINT = ('16', '32', '64', 'bayer')
 SUPPORTED_ENCODINGS = tuple(sorted(set(_PACKED) | set(_PLANAR)))
 COMPRESSED_FORMATS = ('jpeg', 'jpg', 'png')
+# image files the tools read (OpenCV decodes them)
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 
 @dataclass

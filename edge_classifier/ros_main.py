@@ -28,6 +28,16 @@ def _finish():
             pass
 
 
+def node_command(module, params, node_name=None, log_level='warn'):
+    """argv to run `python -m module` as a separate ROS process with -p key:=value."""
+    cmd = [sys.executable, '-m', module, '--ros-args', '--log-level', log_level]
+    if node_name:
+        cmd += ['-r', f'__node:={node_name}']
+    for key, value in params.items():
+        cmd += ['-p', f'{key}:={value}']
+    return cmd
+
+
 def run_node(factory, startup_errors, label, args=None):
     rclpy.init(args=args)
     try:

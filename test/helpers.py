@@ -37,3 +37,10 @@ def tiny_config(tmp_path, size=32, classes=10, **changes):
                 backend='onnxruntime')
     data.update(changes)
     return from_dict(data, origin=str(tmp_path / 'tiny.yaml'))
+
+
+def write_params_file(cfg, path):
+    """cfg as a model YAML in ROS 2 params-file form, as config/*.yaml are; returns path."""
+    import yaml
+    path.write_text(yaml.safe_dump({'/**': {'ros__parameters': cfg.to_dict()}}))
+    return path

@@ -3,15 +3,11 @@ import json
 import subprocess
 import sys
 
-import yaml
-
-from helpers import tiny_config
+from helpers import tiny_config, write_params_file
 
 
 def test_bench_prints_bare_vs_pipeline_and_nv12_tables(tmp_path):
-    cfg = tiny_config(tmp_path)
-    path = tmp_path / 'tiny.yaml'
-    path.write_text(yaml.safe_dump({'/**': {'ros__parameters': cfg.to_dict()}}))
+    path = write_params_file(tiny_config(tmp_path), tmp_path / 'tiny.yaml')
     out = tmp_path / 'bench.json'
     proc = subprocess.run([sys.executable, '-m', 'edge_classifier.tools.bench', '--model',
                            str(path), '--workers', '1,2', '--seconds', '0.6', '--rounds', '2',

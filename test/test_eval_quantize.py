@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import onnxruntime as ort
-import yaml
 
-from helpers import tiny_config
+from helpers import tiny_config, write_params_file
 
 
 def run(tool, *args):
@@ -52,8 +51,7 @@ def test_folder_per_class_layout_quantize_and_int8_column(samples, tmp_path, def
     cfg = tiny_config(tmp_path, classes=1000, size=224)
     # the real ImageNet names, so folders can be named by class name
     shutil.copy(default_cfg.resolve(default_cfg.labels_path), tmp_path / 'labels.txt')
-    model_yaml = tmp_path / 'tiny.yaml'
-    model_yaml.write_text(yaml.safe_dump({'/**': {'ros__parameters': cfg.to_dict()}}))
+    model_yaml = write_params_file(cfg, tmp_path / 'tiny.yaml')
     proc = run('quantize', str(data), '--model', str(model_yaml))
     assert proc.returncode == 0, proc.stderr
     int8 = tmp_path / 'tiny.int8.onnx'
@@ -71,6 +69,10 @@ def test_folder_per_class_layout_quantize_and_int8_column(samples, tmp_path, def
 
 
 def test_bad_folders_are_clear_errors(tmp_path):
+    letterbox = write_params_file(tiny_config(tmp_path, resize_mode='letterbox'),
+                                  tmp_path / 'letterbox.yaml')
+    proc = run('evaluate', str(tmp_path), '--model', str(letterbox))
+    assert proc.returncode == 2 and 'not letterbox' in proc.stderr
     proc = run('evaluate', str(tmp_path / 'nope'))
     assert proc.returncode == 2 and 'does not exist' in proc.stderr
     proc = run('evaluate', str(tmp_path))

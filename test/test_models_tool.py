@@ -2,10 +2,9 @@
 import subprocess
 import sys
 
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
-from helpers import tiny_config
+from helpers import tiny_config, write_params_file
 from ros_helpers import Harness, ros_process, stop, wait_for
 
 
@@ -34,9 +33,8 @@ def test_prepare_existing_default_is_a_no_op_and_seeds_need_an_explicit_choice(t
 
 
 def test_node_warns_loudly_about_an_untrained_model(tmp_path):
-    cfg = tiny_config(tmp_path)  # its ONNX carries edge_classifier.weights=untrained
-    path = tmp_path / 'tiny.yaml'
-    path.write_text(yaml.safe_dump({'/**': {'ros__parameters': cfg.to_dict()}}))
+    # the tiny model's ONNX carries edge_classifier.weights=untrained
+    path = write_params_file(tiny_config(tmp_path), tmp_path / 'tiny.yaml')
     ros = Harness('untrained_test')
     levels = []
 

@@ -13,14 +13,8 @@ import time
 import rclpy
 
 from .. import resources
+from ..ros_main import node_command
 from .echo import Echo
-
-
-def _spawn(module, params):
-    cmd = [sys.executable, '-m', module, '--ros-args', '--log-level', 'warn']
-    for key, value in params.items():
-        cmd += ['-p', f'{key}:={value}']
-    return subprocess.Popen(cmd)
 
 
 def main(argv=None):
@@ -40,9 +34,9 @@ def main(argv=None):
     print(f'edge_classifier demo (ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}): '
           f'sample_camera ({len(photos)} photos, {args.encoding}, {args.rate:g} Hz) -> '
           f'classifier_node (model {args.model}) -> /classification', flush=True)
-    node = _spawn('edge_classifier.node', {'model': args.model})
-    camera = _spawn('edge_classifier.tools.sample_camera', {
-        'encoding': args.encoding, 'rate': args.rate, 'frame_id_from_file': 'true'})
+    node = subprocess.Popen(node_command('edge_classifier.node', {'model': args.model}))
+    camera = subprocess.Popen(node_command('edge_classifier.tools.sample_camera', {
+        'encoding': args.encoding, 'rate': args.rate, 'frame_id_from_file': 'true'}))
 
     seen = {}
 

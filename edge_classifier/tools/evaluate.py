@@ -32,8 +32,6 @@ from ..pipeline import Classifier
 from ..postprocess import LabelsError
 from .bench import bar
 
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
-
 
 class DatasetError(ValueError):
     pass
@@ -79,12 +77,11 @@ def load_dataset(folder, class_names=None):
 
 
 def float_rgb_scores(clf, bgr):
-    """The reference float path: geometry as configured, RGB floats, no NV12."""
+    """The reference float path: geometry as configured, RGB floats, no NV12
+    (resize_crop and stretch; main() refuses letterbox before reading any image)."""
     cfg = clf.cfg
     h, w = bgr.shape[:2]
     (x, y, cw, ch), _ = clf.geometry.plan(w, h)
-    if cfg.resize_mode == 'letterbox':
-        raise DatasetError('the float reference path supports resize_crop and stretch')
     roi = cv2.resize(bgr[y:y + ch, x:x + cw], (cfg.input_width, cfg.input_height),
                      interpolation=cv2.INTER_LINEAR)
     img = roi if cfg.channel_order == 'bgr' else cv2.cvtColor(roi, cv2.COLOR_BGR2RGB)
@@ -141,6 +138,9 @@ def main(argv=None):
         int8 = None
         if args.int8 or int8_path.is_file():
             int8 = Classifier(cfg.replace(onnx_path=str(int8_path.resolve())))
+        if cfg.resize_mode == 'letterbox':
+            raise DatasetError('the float reference path supports resize_crop and stretch, '
+                               f'not letterbox ({cfg.origin})')
         items, problems = load_dataset(args.images, clf.labels)
     except (ConfigError, BackendError, LabelsError, DatasetError) as exc:
         print(f'error: {exc}', file=sys.stderr)

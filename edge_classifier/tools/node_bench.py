@@ -25,16 +25,13 @@ from vision_msgs.msg import Classification
 
 from ..config import load_config
 from ..pipeline import Classifier
+from ..ros_main import node_command
 from .bench import bench_bare, progress
 
 
 def _spawn(module, params, node_name=None):
-    cmd = [sys.executable, '-m', module, '--ros-args', '--log-level', 'warn']
-    if node_name:
-        cmd += ['-r', f'__node:={node_name}']
-    for key, value in params.items():
-        cmd += ['-p', f'{key}:={value}']
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(node_command(module, params, node_name), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def _stop(proc):

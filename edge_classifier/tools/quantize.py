@@ -16,11 +16,10 @@ from pathlib import Path
 
 from ..backends import BackendError
 from ..config import ConfigError, load_config
-from ..frames import FrameError, read_image
+from ..frames import IMAGE_SUFFIXES, FrameError, read_image
 from ..pipeline import Classifier
 from ..postprocess import LabelsError
 from .bench import bar
-from .evaluate import IMAGE_SUFFIXES
 
 
 class QuantizeError(RuntimeError):

@@ -21,9 +21,8 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from .. import resources
 from ..encode import COMPRESSED, ENCODINGS, encode_compressed, encode_raw
+from ..frames import IMAGE_SUFFIXES
 from ..ros_main import run_node
-
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
 
 
 def load_frames(source, width=0, height=0):
