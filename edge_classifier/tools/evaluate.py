@@ -31,6 +31,7 @@ from ..frames import FrameError, read_image
 from ..pipeline import Classifier
 from ..postprocess import LabelsError
 from .bench import bar
+from .quantize import int8_model_path
 
 
 class DatasetError(ValueError):
@@ -133,8 +134,7 @@ def main(argv=None):
     try:
         cfg = load_config(args.model).replace(backend='onnxruntime')
         clf = Classifier(cfg)
-        int8_path = Path(args.int8) if args.int8 else \
-            cfg.resolve(cfg.onnx_path).with_suffix('.int8.onnx')
+        int8_path = Path(args.int8) if args.int8 else int8_model_path(cfg)
         int8 = None
         if args.int8 or int8_path.is_file():
             int8 = Classifier(cfg.replace(onnx_path=str(int8_path.resolve())))

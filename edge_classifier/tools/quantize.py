@@ -26,6 +26,11 @@ class QuantizeError(RuntimeError):
     pass
 
 
+def int8_model_path(cfg):
+    """Where the quantized model of a config lives: <onnx>.int8.onnx next to the float one."""
+    return cfg.resolve(cfg.onnx_path).with_suffix('.int8.onnx')
+
+
 def calibration_images(folder, count):
     folder = Path(folder)
     if not folder.is_dir():
@@ -93,7 +98,7 @@ def main(argv=None):
         cfg = load_config(args.model).replace(backend='onnxruntime')
         clf = Classifier(cfg)
         paths = calibration_images(args.calib, args.count)
-        out = Path(args.out) if args.out else cfg.resolve(cfg.onnx_path).with_suffix('.int8.onnx')
+        out = Path(args.out) if args.out else int8_model_path(cfg)
         out, used, skipped = quantize(clf, paths, out)
     except (ConfigError, BackendError, LabelsError, QuantizeError) as exc:
         print(f'error: {exc}', file=sys.stderr)
