@@ -11,13 +11,13 @@ import argparse
 import json
 import sys
 
-from .backends import BackendError
-from .config import ConfigError, load_config
+from .config import load_config
+from .errors import cli
 from .frames import FrameError, read_image
 from .pipeline import Classifier
-from .postprocess import LabelsError
 
 
+@cli('classify')
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('images', nargs='+', metavar='IMAGE')
@@ -28,19 +28,15 @@ def main(argv=None):
     parser.add_argument('--top-k', type=int, help="override the config's top_k")
     parser.add_argument('--models-dir', help='where relative model paths resolve')
     args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.model)
-        changes = {}
-        if args.backend:
-            changes['backend'] = args.backend
-        if args.top_k is not None:
-            changes['top_k'] = args.top_k
-        if changes:
-            cfg = cfg.replace(**changes)
-        clf = Classifier(cfg, models_dir=args.models_dir)
-    except (ConfigError, BackendError, LabelsError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
+    cfg = load_config(args.model)
+    changes = {}
+    if args.backend:
+        changes['backend'] = args.backend
+    if args.top_k is not None:
+        changes['top_k'] = args.top_k
+    if changes:
+        cfg = cfg.replace(**changes)
+    clf = Classifier(cfg, models_dir=args.models_dir)
     if clf.untrained:
         print(f'WARNING: {clf.backend.describe()}: results are meaningless', file=sys.stderr)
     status = 0

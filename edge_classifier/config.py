@@ -11,6 +11,8 @@ Every key is validated: unknown keys, wrong types and values outside the allowed
 raise ConfigError naming the file, the key and what is allowed.
 """
 import dataclasses
+import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List
@@ -18,6 +20,7 @@ from typing import List
 import yaml
 
 from . import resources
+from .errors import EdgeClassifierError
 
 RESIZE_MODES = ('resize_crop', 'letterbox', 'stretch')
 CHANNEL_ORDERS = ('rgb', 'bgr')
@@ -25,7 +28,7 @@ BACKENDS = ('auto', 'onnxruntime', 'bpu')
 GRAPH_OPTIMIZATIONS = ('disable', 'basic', 'extended', 'all')
 
 
-class ConfigError(ValueError):
+class ConfigError(EdgeClassifierError, ValueError):
     """A model config (file or parameters) is missing, malformed or invalid."""
 
 
@@ -83,6 +86,37 @@ class ModelConfig:
             path = self.models_directory(models_dir) / path
         return path
 
+    def reference(self):
+        """How `load_config` finds this config again: its name if shipped, else its path."""
+        path = Path(self.origin) if self.origin.endswith(('.yaml', '.yml')) else None
+        if path is None:
+            return self.model_name
+        try:
+            if path.resolve() == (resources.config_dir() / path.name).resolve():
+                return path.stem
+        except FileNotFoundError:
+            pass
+        return str(path)
+
+    def prepare_hint(self, key, models_dir=None):
+        """The command (or step) that makes the file under `key` exist, for error messages."""
+        python = sys.executable if shutil.which('python3') != sys.executable else 'python3'
+        tool = f'{python} -m edge_classifier.tools.models prepare {self.reference()}'
+        if models_dir or self.models_dir:
+            tool += f' --models-dir {models_dir or self.models_dir}'
+        path = self.resolve(getattr(self, key), models_dir)
+        if key == 'bpu_path':
+            hint = f'copy the RDK model zoo\'s compiled model to {path}'
+            return hint + (f', or run `{tool} --download` where the network reaches the zoo'
+                           if self.zoo_bin_url else '')
+        if self.source == 'efficientnet_lite0':
+            return f'run `{tool}`'
+        if self.source.startswith('timm:'):
+            return (f'run `{tool} --untrained` (the architecture with random weights, for speed '
+                    f'work; installs timm + torch once, ~5.7 GB), or copy a trained ONNX model '
+                    f'to {path}; on the RDK X5 use the zoo\'s .bin (bpu_path)')
+        return f'copy the model to {path}'
+
     def replace(self, **changes):
         """A validated copy with some keys changed (e.g. backend from the command line)."""
         data = self.to_dict()
@@ -98,11 +132,6 @@ _FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig) if f.name != 'orig
 _DEFAULTS = ModelConfig()
 _CHOICES = {'resize_mode': RESIZE_MODES, 'channel_order': CHANNEL_ORDERS, 'backend': BACKENDS,
             'ort_graph_optimization': GRAPH_OPTIMIZATIONS}
-
-
-def config_keys():
-    """Config keys and their defaults (the node declares them as parameters)."""
-    return {name: getattr(_DEFAULTS, name) for name in _FIELDS}
 
 
 def _check_type(origin, key, value):

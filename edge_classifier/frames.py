@@ -11,8 +11,10 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from .errors import EdgeClassifierError
 
-class FrameError(ValueError):
+
+class FrameError(EdgeClassifierError, ValueError):
     """A frame that cannot be used: unsupported encoding, or fields that disagree."""
 
 
@@ -57,7 +59,7 @@ def _buffer(data):
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def image_to_frame(encoding, height, width, step, data, is_bigendian=False):
+def image_to_frame(encoding, height, width, step, data):
     """Fields of a sensor_msgs/Image to a Frame (zero-copy where the layout allows)."""
     encoding = (encoding or '').strip()
     if not encoding:
@@ -104,8 +106,7 @@ def image_to_frame(encoding, height, width, step, data, is_bigendian=False):
 
 def image_msg_to_frame(msg):
     """A sensor_msgs/Image (or anything with its fields) to a Frame."""
-    return image_to_frame(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                          bool(msg.is_bigendian))
+    return image_to_frame(msg.encoding, msg.height, msg.width, msg.step, msg.data)
 
 
 def compressed_to_frame(fmt, data):
@@ -135,15 +136,6 @@ def _check_complete(buf, fmt):
 
 def compressed_msg_to_frame(msg):
     return compressed_to_frame(msg.format, msg.data)
-
-
-def frame_from_bgr(bgr):
-    """A Frame around a BGR (or grayscale) array, e.g. an image read with cv2.imread."""
-    if bgr.ndim == 2:
-        return Frame('gray', bgr)
-    if bgr.ndim == 3 and bgr.shape[2] in (3, 4):
-        return Frame('bgr' if bgr.shape[2] == 3 else 'bgra', bgr)
-    raise FrameError(f'expected an HxW, HxWx3 or HxWx4 image, got shape {bgr.shape}')
 
 
 def read_image(path):

@@ -3,11 +3,16 @@
 Frames from the subscriptions go into the pipeline's latest-frame slots (the callbacks
 only store the message); the worker pool converts, infers and publishes from its own
 threads, so the executor never blocks on inference and a slow model drops stale frames.
+
+The wiring is one mixin with the steps of a managed node (declare, configure, activate,
+deactivate, cleanup): ClassifierNode runs them all at construction, the lifecycle node
+(lifecycle_node.py) runs them on its transitions.
 """
 import sys
 
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import ParameterException
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
@@ -18,11 +23,10 @@ from vision_msgs.msg import (Classification, LabelInfo, ObjectHypothesis, Vision
                              VisionInfo)
 
 from . import config as model_config
-from .backends import BackendError
 from .config import ConfigError
+from .errors import EdgeClassifierError
 from .frames import compressed_msg_to_frame, image_msg_to_frame
-from .pipeline import Classifier, WorkerPool
-from .postprocess import LabelsError
+from .pipeline import Classifier, Settings, WorkerPool
 from .ros_main import run_node
 
 try:  # Jazzy and later
@@ -30,18 +34,25 @@ try:  # Jazzy and later
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
-# Parameters that take effect at run time; every other one of this node's parameters is
-# fixed at startup and a change is refused (use_sim_time is rclpy's own).
-RUNTIME_KEYS = frozenset({'top_k', 'score_threshold', 'use_sim_time'})
+NODE_NAME = 'edge_classifier'
+# Parameters that take effect at run time; every other one is read-only (fixed at startup).
+RUNTIME_KEYS = ('top_k', 'score_threshold')
+RESTART = 'Read-only: fixed at startup, restart the node to change it.'
+RELIABILITIES = ('auto', 'reliable', 'best_effort')
 ERROR_STREAK = 5  # consecutive backend failures before diagnostics report ERROR
+INT_MAX = 2 ** 31 - 1
+
+# Ranges of the model config keys, shown by `ros2 param describe` (config.py validates).
+_INT_RANGES = {'workers': (1, 64), 'input_width': (2, 8192), 'input_height': (2, 8192),
+               'resize_short_side': (0, 8192), 'num_classes': (1, INT_MAX),
+               'ort_intra_op_threads': (0, 64), 'bpu_core_id': (0, 64), 'bpu_priority': (0, 255)}
+_CHOICES = {'resize_mode': model_config.RESIZE_MODES,
+            'channel_order': model_config.CHANNEL_ORDERS, 'backend': model_config.BACKENDS,
+            'ort_graph_optimization': model_config.GRAPH_OPTIMIZATIONS}
 
 
-class StartupError(RuntimeError):
+class StartupError(EdgeClassifierError):
     """A parameter, config, model or labels file the node cannot start with."""
-
-
-def _descriptor(text, read_only=False, dynamic=False):
-    return ParameterDescriptor(description=text, read_only=read_only, dynamic_typing=dynamic)
 
 
 def _topic_list(name, value):
@@ -55,136 +66,135 @@ def _topic_list(name, value):
     return [t for t in value if t]
 
 
-class ClassifierNode(Node):
+def _number(name, value, low, kind=float):
+    """A numeric parameter (an integer is accepted where a float is meant)."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
+    if not ok or value < low:
+        what = 'a number' if kind is float else 'an integer'
+        raise StartupError(f'parameter {name}: expected {what} >= {low}, got {value!r}')
+    return kind(value)
 
-    def __init__(self, **kwargs):
-        super().__init__('edge_classifier', **kwargs)
-        self.cfg = self._declare_model_parameters()
+
+class ClassifierWiring:
+    """Parameters, topics and threads of the classifier, for a Node or a LifecycleNode."""
+
+    # ---- declare (constructor) ----------------------------------------------------------
+    def _declare_all(self):
+        """Declare every parameter; returns (model config, io settings) or raises."""
+        self.classifier = self.pool = self.pub = self.label_pub = self.diag_timer = None
+        self.subs, self.source_pubs = {}, {}
+        self._model_origin = 'the node\'s parameters'
+        cfg = self._declare_model_parameters()
         io = self._declare_io_parameters()
         self._reject_unknown_parameters()
-        try:
-            self.classifier = Classifier(self.cfg)
-        except (BackendError, LabelsError) as exc:
-            raise StartupError(str(exc)) from exc
-        backend = self.classifier.backend
-        if self.classifier.untrained:
-            self.get_logger().error(
-                f'MODEL HAS UNTRAINED (RANDOM) WEIGHTS: {backend.describe()}. Its classes are '
-                f'meaningless; use it for speed measurements only.')
-        self.get_logger().info(f'model {self.cfg.model_name}: {backend.describe()}, '
-                               f'{self.cfg.workers} workers')
-
-        reliable_latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.output_topic = io['output_topic']
-        self.pub = self.create_publisher(Classification, self.output_topic, 10)
-        self.label_pub = self.create_publisher(LabelInfo, self.output_topic + '/label_info',
-                                               reliable_latched)
-        self.info_pub = self.create_publisher(VisionInfo, self.output_topic + '/vision_info',
-                                              reliable_latched)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.source_pubs = {}
-
-        self.depth = io['depth']
-        self.pool = WorkerPool(self.classifier, self.cfg.workers, on_result=self._publish,
-                               on_error=self._on_frame_error)
-        self._publish_label_info()
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.pool.start()
-        self.diag_timer = self.create_timer(float(io['diagnostics_period']),
-                                            self._publish_diagnostics)
-        # Inputs last: once a camera sees this node subscribed, everything else is ready.
-        self.subs = {}  # resolved topic -> (subscription, reliability, msg type, to_frame)
-        self._waiting = {}      # auto: resolved topic -> (msg_type, to_frame), no publisher yet
-        self._downgrade = set()  # auto: topics whose reliable subscription met a best-effort pub
-        for msg_type, topics, to_frame in (
-                (Image, io['image_topics'], image_msg_to_frame),
-                (CompressedImage, io['compressed_topics'], compressed_msg_to_frame)):
-            for topic in topics:
-                resolved = self.resolve_topic_name(topic)
-                if io['per_source_output']:
-                    self.source_pubs[resolved] = self.create_publisher(
-                        Classification, resolved.rstrip('/') + '/classification', 10)
-                if io['reliability'] == 'auto':
-                    self._waiting[resolved] = (msg_type, to_frame)
-                else:
-                    self._subscribe(msg_type, resolved, to_frame, io['reliability'])
-        if io['reliability'] == 'auto':
-            self._match_publishers()
-            self.match_timer = self.create_timer(0.5, self._match_publishers)
+        return cfg, io
 
-    # ---- parameters ---------------------------------------------------------------------
-    def _declare_model_parameters(self):
-        model = self.declare_parameter(
-            'model', '', _descriptor('model config: a name from config/ or a YAML path; its '
-                                     'values are the defaults of the model parameters',
-                                     read_only=True)).value
+    def _declare(self, name, default, text, read_only=True, dynamic=True, **ranges):
+        """declare_parameter with a descriptor; an out-of-range value names its origin."""
+        if read_only:
+            text = f'{text} {RESTART}'
+        descriptor = ParameterDescriptor(description=text, read_only=read_only,
+                                         dynamic_typing=dynamic, **ranges)
         try:
-            base = model_config.load_config(model) if model else model_config.ModelConfig()
+            return self.declare_parameter(name, default, descriptor).value
+        except InvalidParameterValueException as exc:
+            raise StartupError(f'parameter {name} ({self._where(name)}): {exc}') from exc
+
+    def _where(self, key):
+        """Where a parameter's value came from, for error messages."""
+        if key in getattr(self, '_parameter_overrides', {}):  # rclpy keeps -p/params-file here
+            return f'set on {self.get_fully_qualified_name()} (-p or --params-file)'
+        return self._model_origin
+
+    def _declare_model_parameters(self):
+        model = self._declare(
+            'model', 'efficientnet_lite0',
+            'model config: a name from the package\'s config/ (e.g. mobilenetv3) or a path to '
+            'a model YAML; its values are the defaults of the model parameters.')
+        if not isinstance(model, str) or not model:
+            raise StartupError(f'parameter model: expected a config name or YAML path, got '
+                               f'{model!r}')
+        try:
+            base = model_config.load_config(model)
         except ConfigError as exc:
             raise StartupError(f'parameter model: {exc}') from exc
+        self._model_origin = base.origin
         values = {}
         for key, default in base.to_dict().items():
-            param = self.declare_parameter(
-                key, default, _descriptor(f'model config key {key} (see config/*.yaml)',
-                                          dynamic=True))
-            values[key] = param.value
-        origin = f'parameters of {self.get_fully_qualified_name()}'
+            ranges = {}
+            if key in _INT_RANGES:
+                low, high = _INT_RANGES[key]
+                ranges['integer_range'] = [IntegerRange(from_value=low, to_value=high, step=1)]
+            text = f'model config key {key} (default from {base.origin}).'
+            if key in _CHOICES:
+                text += f' One of: {", ".join(_CHOICES[key])}.'
+            if key == 'top_k':
+                classes = values['num_classes']
+                top = classes if isinstance(classes, int) and classes >= 1 else INT_MAX
+                ranges['integer_range'] = [IntegerRange(from_value=1, to_value=top, step=1)]
+                text = 'how many classes each Classification carries (best first).'
+            elif key == 'score_threshold':
+                ranges['floating_point_range'] = [FloatingPointRange(
+                    from_value=0.0, to_value=1.0, step=0.0)]
+                text = 'classes scoring below this are left out (LabelInfo.threshold).'
+            values[key] = self._declare(key, default, text, read_only=key not in RUNTIME_KEYS,
+                                        **ranges)
+        overridden = sorted(k for k in values if k in getattr(self, '_parameter_overrides', {}))
+        origin = base.origin + (f' with parameters {", ".join(overridden)} set on '
+                                f'{self.get_fully_qualified_name()}' if overridden else '')
         try:
-            cfg = model_config.from_dict(values, origin=origin)
+            return model_config.from_dict(values, origin=origin)
         except ConfigError as exc:
             raise StartupError(str(exc)) from exc
-        cfg.origin = base.origin or origin
-        return cfg
 
     def _declare_io_parameters(self):
-        def declare(name, default, text):
-            # dynamic typing: a wrong type is reported by the checks below, by name
-            return self.declare_parameter(name, default, _descriptor(text, dynamic=True)).value
-
-        image_topics = declare('image_topics', ['/image_raw'], 'sensor_msgs/Image topics')
-        compressed = self.declare_parameter(
+        image_topics = self._declare(
+            'image_topics', ['image_raw'], 'sensor_msgs/Image topics (relative names follow '
+            'the node\'s namespace and remaps).')
+        compressed = self._declare(
             'compressed_topics', Parameter.Type.STRING_ARRAY,
-            _descriptor('sensor_msgs/CompressedImage topics (jpeg, png)')).value or []
-        io = {
-            'image_topics': _topic_list('image_topics', image_topics),
-            'compressed_topics': _topic_list('compressed_topics', compressed),
-            'reliability': declare(
-                'reliability', 'auto',
-                'input QoS reliability: auto (match the camera: reliable when every publisher '
-                'is reliable, else best effort), best_effort (REP-2003 sensor data) or '
-                'reliable'),
-            'depth': declare('depth', 1, 'input QoS history depth'),
-            'output_topic': declare('output_topic', '/classification',
-                                    'vision_msgs/Classification output topic'),
-            'diagnostics_period': declare('diagnostics_period', 1.0,
-                                          'seconds between /diagnostics messages'),
-            'per_source_output': declare(
-                'per_source_output', False,
-                'also publish each source on <image topic>/classification'),
-        }
-        if io['reliability'] not in ('auto', 'best_effort', 'reliable'):
-            raise StartupError(f'parameter reliability: {io["reliability"]!r} is not one of '
-                               f'auto, best_effort, reliable')
-        for key in ('reliability', 'output_topic'):
-            if not isinstance(io[key], str):
-                raise StartupError(f'parameter {key}: expected a string, got {io[key]!r}')
-        if isinstance(io['depth'], bool) or not isinstance(io['depth'], int) or io['depth'] < 1:
-            raise StartupError(f'parameter depth: must be an integer >= 1, got {io["depth"]!r}')
+            'sensor_msgs/CompressedImage topics (jpeg, png).', dynamic=False) or []
+        reliability = self._declare(
+            'reliability', 'auto',
+            'input QoS reliability: auto (reliable, re-subscribing best effort when a '
+            'best-effort camera appears), reliable, or best_effort (REP-2003 sensor data).',
+            additional_constraints='one of ' + ', '.join(RELIABILITIES))
+        depth = self._declare('depth', 1, 'input QoS history depth (the node keeps only the '
+                              'newest frame per camera).',
+                              integer_range=[IntegerRange(from_value=1, to_value=1000, step=1)])
+        output_topic = self._declare('output_topic', 'classification',
+                                     'vision_msgs/Classification output topic; label_info and '
+                                     'vision_info are published under it.')
+        period = self._declare(
+            'diagnostics_period', 1.0, 'seconds between /diagnostics messages.',
+            floating_point_range=[FloatingPointRange(from_value=0.01, to_value=3600.0,
+                                                     step=0.0)])
+        per_source = self._declare('per_source_output', False,
+                                   'also publish each source on <image topic>/classification.')
+        io = {'image_topics': _topic_list('image_topics', image_topics),
+              'compressed_topics': _topic_list('compressed_topics', compressed),
+              'reliability': reliability, 'depth': _number('depth', depth, 1, int),
+              'output_topic': output_topic,
+              'diagnostics_period': _number('diagnostics_period', period, 0.01),
+              'per_source_output': per_source}
+        if reliability not in RELIABILITIES:
+            raise StartupError(f'parameter reliability: {reliability!r} is not one of '
+                               + ', '.join(RELIABILITIES))
+        if not isinstance(output_topic, str) or not output_topic:
+            raise StartupError(f'parameter output_topic: expected a topic name, got '
+                               f'{output_topic!r}')
+        if not isinstance(per_source, bool):
+            raise StartupError(f'parameter per_source_output: expected true or false, got '
+                               f'{per_source!r}')
         if not io['image_topics'] and not io['compressed_topics']:
             raise StartupError('parameters image_topics and compressed_topics are both empty: '
                                'nothing to classify')
-        period = io['diagnostics_period']
-        if isinstance(period, bool) or not isinstance(period, (int, float)) or period <= 0:
-            raise StartupError(f'parameter diagnostics_period: must be a number of seconds > 0, '
-                               f'got {io["diagnostics_period"]!r}')
-        if not io['output_topic']:
-            raise StartupError('parameter output_topic must not be empty')
         return io
 
     def _reject_unknown_parameters(self):
         """A params file key this node does not know is a typo: fail, do not ignore it."""
-        overrides = getattr(self, '_parameter_overrides', {})  # rclpy keeps them here
+        overrides = getattr(self, '_parameter_overrides', {})
         unknown = sorted(name for name in overrides
                          if not self.has_parameter(name) and not name.startswith('qos_overrides.'))
         if unknown:
@@ -192,65 +202,115 @@ class ClassifierNode(Node):
                                f'{", ".join(sorted(self._parameters))}')
 
     def _on_set_parameters(self, params):
-        changes = {}
-        for p in params:
-            if p.name not in RUNTIME_KEYS:
-                return SetParametersResult(
-                    successful=False,
-                    reason=f'{p.name} needs a restart of the node (model, backend, workers and '
-                           f'topics are fixed at startup); only top_k and score_threshold change '
-                           f'at run time')
-            if p.name in ('top_k', 'score_threshold'):
-                changes[p.name] = p.value
+        """top_k and score_threshold at run time, applied together as one Settings object.
+
+        Read-only parameters never get here (rclpy refuses them, their description says a
+        restart is needed).
+        """
+        changes = {p.name: p.value for p in params if p.name in RUNTIME_KEYS}
         if not changes:
             return SetParametersResult(successful=True)
         try:
             updated = self.cfg.replace(**changes)
         except ConfigError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        threshold_changed = updated.score_threshold != self.cfg.score_threshold
         self.cfg = updated
-        self.classifier.top_k = updated.top_k
-        self.classifier.score_threshold = updated.score_threshold
+        if self.classifier is not None:
+            self.classifier.settings = Settings(updated.top_k, updated.score_threshold)
+            if threshold_changed and self.label_pub is not None:
+                self._publish_label_info()
         self.get_logger().info(f'now top_k={updated.top_k}, '
                                f'score_threshold={updated.score_threshold}')
         return SetParametersResult(successful=True)
 
+    # ---- configure: load the model, make the publishers ---------------------------------
+    def _configure(self):
+        try:
+            self.classifier = Classifier(self.cfg)
+        except EdgeClassifierError as exc:
+            raise StartupError(str(exc)) from exc
+        self.classifier.settings = Settings(self.cfg.top_k, self.cfg.score_threshold)
+        backend = self.classifier.backend
+        if self.classifier.untrained:
+            self.get_logger().error(
+                f'MODEL HAS UNTRAINED (RANDOM) WEIGHTS: {backend.describe()}. Its classes are '
+                f'meaningless; use it for speed measurements only.')
+        self.get_logger().info(f'model {self.cfg.model_name} ({self.cfg.origin}): '
+                               f'{backend.describe()}, {self.cfg.workers} workers')
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        out = self.io['output_topic']
+        self.pub = self.create_publisher(Classification, out, 10)
+        self.label_pub = self.create_publisher(LabelInfo, out + '/label_info', latched)
+        self.info_pub = self.create_publisher(VisionInfo, out + '/vision_info', latched)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        if not self.has_parameter('class_names'):
+            labels = self.classifier.labels or [str(i) for i in range(self.cfg.num_classes)]
+            self.declare_parameter('class_names', labels, ParameterDescriptor(
+                description='class names by class_id (the label database).', read_only=True))
+        self.pool = WorkerPool(self.classifier, self.cfg.workers, on_result=self._publish,
+                               on_error=self._on_frame_error, logger=self.get_logger())
+        self.pool.start()
+        # One timer re-creates subscriptions that met an incompatible best-effort camera
+        # (never from inside the subscription's own event callback); idle until needed.
+        self._downgrade = set()
+        self._downgrade_timer = self.create_timer(0.05, self._apply_downgrades)
+        self._downgrade_timer.cancel()
+
+    # ---- activate: label map, inputs, diagnostics ---------------------------------------
+    def _activate(self):
+        self._publish_label_info()
+        self.diag_timer = self.create_timer(self.io['diagnostics_period'],
+                                            self._publish_diagnostics)
+        for msg_type, topics, to_frame in (
+                (Image, self.io['image_topics'], image_msg_to_frame),
+                (CompressedImage, self.io['compressed_topics'], compressed_msg_to_frame)):
+            for topic in topics:
+                resolved = self.resolve_topic_name(topic)
+                if self.io['per_source_output'] and resolved not in self.source_pubs:
+                    self.source_pubs[resolved] = self.create_publisher(
+                        Classification, resolved.rstrip('/') + '/classification', 10)
+                reliability = 'reliable' if self.io['reliability'] == 'auto' \
+                    else self.io['reliability']
+                self._subscribe(msg_type, resolved, to_frame, reliability)
+
+    def _deactivate(self):
+        for sub, *_ in self.subs.values():
+            self.destroy_subscription(sub)
+        self.subs = {}
+        if self.diag_timer is not None:
+            self.destroy_timer(self.diag_timer)
+            self.diag_timer = None
+
+    def _cleanup(self):
+        """Stop the workers and unload the model (the publishers go with the node)."""
+        if self.pool is not None:
+            self.pool.stop()
+            self.pool = None
+        if self.classifier is not None:
+            self.classifier.close()
+            self.classifier = None
+
+    def destroy_node(self):
+        """The node owns its threads: stop them before rclpy destroys the node."""
+        self._deactivate()
+        self._cleanup()
+        return super().destroy_node()
+
     # ---- topics -------------------------------------------------------------------------
-    def _match_publishers(self):
-        """auto reliability: subscribe once a topic has publishers, matching their QoS.
-
-        Large frames from a reliable camera arrive reliably (a best-effort subscriber loses
-        most frames over ~512 KiB with Fast DDS defaults); a best-effort camera is matched
-        with best effort. A reliable subscription that later meets a best-effort publisher
-        is re-created best effort.
-        """
-        for topic in sorted(self._downgrade):
-            self._downgrade.discard(topic)
-            entry = self.subs.pop(topic, None)
-            if entry is not None:
-                sub, _, msg_type, to_frame = entry
-                self.destroy_subscription(sub)
-                self._subscribe(msg_type, topic, to_frame, 'best_effort', auto=True)
-        for topic, (msg_type, to_frame) in list(self._waiting.items()):
-            infos = self.get_publishers_info_by_topic(topic)
-            if not infos:
-                continue
-            reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE
-                           for i in infos)
-            del self._waiting[topic]
-            self._subscribe(msg_type, topic, to_frame,
-                            'reliable' if reliable else 'best_effort', auto=True)
-
-    def _subscribe(self, msg_type, topic, to_frame, reliability, auto=False):
-        qos = QoSProfile(depth=self.depth, history=HistoryPolicy.KEEP_LAST,
+    def _subscribe(self, msg_type, topic, to_frame, reliability):
+        qos = QoSProfile(depth=self.io['depth'], history=HistoryPolicy.KEEP_LAST,
                          reliability=(ReliabilityPolicy.RELIABLE if reliability == 'reliable'
                                       else ReliabilityPolicy.BEST_EFFORT))
+        auto = self.io['reliability'] == 'auto'
 
         def incompatible(event, t=topic):
             if auto and reliability == 'reliable':
                 self.get_logger().warning(f'{t}: a best-effort publisher appeared; '
                                           f're-subscribing best effort')
                 self._downgrade.add(t)
+                self._downgrade_timer.reset()
                 return
             self.get_logger().error(
                 f'{t}: a publisher has incompatible QoS ({event.last_policy_kind}); this node '
@@ -258,14 +318,27 @@ class ClassifierNode(Node):
                 f'auto or to match the camera')
 
         def on_frame(msg, source=topic):
-            self.pool.submit(source, lambda: to_frame(msg), msg.header)
+            if self.pool is not None:
+                self.pool.submit(source, lambda: to_frame(msg), msg.header)
 
         sub = self.create_subscription(
             msg_type, topic, on_frame, qos,
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible))
         self.subs[topic] = (sub, reliability, msg_type, to_frame)
         self.get_logger().info(f'subscribed to {topic} ({msg_type.__name__}, {reliability}'
-                               f'{", matching its publishers" if auto else ""})')
+                               f'{", auto" if auto else ""})')
+
+    def _apply_downgrades(self):
+        self._downgrade_timer.cancel()
+        for topic in sorted(self._downgrade):
+            entry = self.subs.pop(topic, None)
+            if entry is not None and entry[1] == 'reliable':
+                sub, _, msg_type, to_frame = entry
+                self.destroy_subscription(sub)
+                self._subscribe(msg_type, topic, to_frame, 'best_effort')
+            elif entry is not None:
+                self.subs[topic] = entry
+        self._downgrade.clear()
 
     def _publish(self, result):
         msg = Classification()
@@ -293,10 +366,7 @@ class ClassifierNode(Node):
                                     throttle_duration_sec=2.0)
 
     def _publish_label_info(self):
-        labels = self.classifier.labels or [str(i) for i in range(self.cfg.num_classes)]
-        self.declare_parameter('class_names', labels,
-                               _descriptor('class names by class_id (the label database)',
-                                           read_only=True))
+        labels = self.get_parameter('class_names').value
         msg = LabelInfo()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.class_map = [VisionClass(class_id=i, class_name=name) for i, name in enumerate(labels)]
@@ -312,6 +382,8 @@ class ClassifierNode(Node):
 
     # ---- diagnostics --------------------------------------------------------------------
     def _publish_diagnostics(self):
+        if self.pool is None:
+            return
         s = self.pool.stats()
         status = DiagnosticStatus()
         status.name = f'{self.get_name()}: classifier'
@@ -335,8 +407,6 @@ class ClassifierNode(Node):
                            .format(value)))
         for topic, entry in self.subs.items():
             values.append((f'{topic}: reliability', entry[1]))
-        for topic in self._waiting:
-            values.append((f'{topic}: reliability', 'auto: waiting for a publisher'))
         for source, st in s['sources'].items():
             counts = (st.received, st.classified, st.dropped, st.malformed, st.errors)
             values.append((f'{source}: received/classified/dropped/malformed/errors',
@@ -349,14 +419,23 @@ class ClassifierNode(Node):
         msg.status = [status]
         self._safe_publish(self.diag_pub, msg)
 
-    def shutdown(self):
-        self.pool.stop()
-        self.classifier.close()
+
+class ClassifierNode(ClassifierWiring, Node):
+    """The plain node: declared, configured and active from construction on."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self.cfg, self.io = self._declare_all()
+        try:
+            self._configure()
+            self._activate()  # inputs last: once a camera sees a subscriber, all is ready
+        except BaseException:
+            self._cleanup()
+            raise
 
 
 def main(args=None):
-    return run_node(ClassifierNode, (StartupError, ConfigError, ParameterException),
-                    'edge_classifier', args)
+    return run_node(ClassifierNode, NODE_NAME, args)
 
 
 if __name__ == '__main__':

@@ -8,6 +8,7 @@ import collections
 import logging
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
@@ -19,6 +20,13 @@ from .nv12 import Geometry, nv12_size, to_nv12
 from .postprocess import Hypothesis, load_labels, top_k
 
 log = logging.getLogger('edge_classifier')
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What may change at run time, swapped as one object: a frame sees all of it or none."""
+    top_k: int
+    score_threshold: float
 
 
 class Classifier:
@@ -35,8 +43,7 @@ class Classifier:
         except Exception:
             self.backend.close()
             raise
-        self.top_k = cfg.top_k
-        self.score_threshold = cfg.score_threshold
+        self.settings = Settings(cfg.top_k, cfg.score_threshold)
         self._local = threading.local()
 
     @property
@@ -54,8 +61,9 @@ class Classifier:
         return to_nv12(frame, self.geometry, out=out)
 
     def postprocess(self, scores, k=None, threshold=None):
-        return top_k(scores, self.top_k if k is None else k,
-                     self.score_threshold if threshold is None else threshold,
+        settings = self.settings  # read once: a concurrent update is never half-applied
+        return top_k(scores, settings.top_k if k is None else k,
+                     settings.score_threshold if threshold is None else threshold,
                      self.labels, self.cfg.softmax)
 
     def classify_nv12(self, nv12):
@@ -118,12 +126,14 @@ class WorkerPool:
     Frame (decoding happens off the caller's thread); a FrameError it raises counts the
     frame as malformed. on_result(Result) is called from the worker thread;
     on_error(source, kind, exception) for malformed frames ('malformed') and backend
-    failures ('error').
+    failures ('error'). Failures of those callbacks and of the warm-up go to `logger`
+    (anything with error(str): the node passes its ROS logger, so they reach /rosout).
     """
 
     def __init__(self, classifier, workers=None, on_result=None, on_error=None,
-                 clock=time.monotonic, warmup=True):
+                 clock=time.monotonic, warmup=True, logger=None):
         self.classifier = classifier
+        self.log = logger or log
         self.workers = workers or classifier.cfg.workers
         self.on_result = on_result or (lambda result: None)
         self.on_error = on_error or (lambda source, kind, exc: None)
@@ -218,8 +228,8 @@ class WorkerPool:
             # state and this thread's buffers are set up now, not on a camera frame.
             try:
                 clf.backend.infer([np.full_like(buf, 128)])
-            except Exception:
-                log.exception('warm-up inference failed')
+            except Exception as exc:
+                self.log.error(f'warm-up inference failed: {type(exc).__name__}: {exc}')
         while True:
             taken = self._take()
             if taken is None:
@@ -252,7 +262,8 @@ class WorkerPool:
             try:
                 self.on_result(result)
             except Exception:
-                log.exception('on_result failed for a frame from %s', source)
+                self.log.error(f'publishing the result of a frame from {source} failed:\n'
+                               f'{traceback.format_exc()}')
 
     def _count(self, source, kind, exc):
         with self._cond:
@@ -266,7 +277,8 @@ class WorkerPool:
         try:
             self.on_error(source, kind, exc)
         except Exception:
-            log.exception('on_error failed')
+            self.log.error(f'reporting a {kind} frame from {source} failed:\n'
+                           f'{traceback.format_exc()}')
 
     # ---- stats --------------------------------------------------------------------------
     def stats(self, window_s=5.0):

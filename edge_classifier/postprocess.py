@@ -4,8 +4,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import EdgeClassifierError
 
-class LabelsError(ValueError):
+
+class LabelsError(EdgeClassifierError, ValueError):
     """The labels file is missing or does not match the model's classes."""
 
 

@@ -1,25 +1,47 @@
 """The main() shared by the package's executables: init, build the node (a startup
-error prints its reason and exits 2), spin until SIGINT/SIGTERM, clean up, exit 0."""
+error prints its reason and exits 2), spin until SIGINT/SIGTERM, clean up, exit 0.
+
+Ctrl-C on `ros2 launch` reaches a node twice: the terminal sends SIGINT to the whole
+process group and launch forwards its own SIGINT moments later (and SIGTERM after a
+timeout). The first signal stops the node; later ones must not interrupt the clean-up.
+So Python's handlers for SIGINT/SIGTERM only record the signal (no KeyboardInterrupt),
+installed before rclpy.init so that rclpy's own handler, which shuts the context down and
+wakes the executor, chains to them.
+"""
+import signal
 import sys
 
 import rclpy
+from rclpy.exceptions import ParameterException
+from rclpy.executors import SingleThreadedExecutor
+
+from .errors import EXIT_USAGE, EdgeClassifierError
 
 try:
     from rclpy.executors import ExternalShutdownException
 except ImportError:  # pragma: no cover - very old rclpy
     ExternalShutdownException = KeyboardInterrupt
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-def _stopping():
-    """True once SIGINT/SIGTERM has shut the context down."""
-    return not rclpy.ok()
+
+class StopSignals:
+    """Records SIGINT/SIGTERM instead of raising: the spin loop polls `received`."""
+
+    def __init__(self):
+        self.received = []
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        self.received.append(signum)
 
 
 def _finish():
     rclpy.try_shutdown()
     # Join rclpy's signal-handling thread before interpreter teardown: leaving it to the
     # C++ static destructors can abort the process ("terminate called without an active
-    # exception") when SIGTERM arrives under load.
+    # exception") when a signal arrives under load. Our recording handlers stay in place.
     uninstall = getattr(getattr(rclpy, 'signals', None), 'uninstall_signal_handlers', None)
     if uninstall is not None:
         try:
@@ -38,35 +60,46 @@ def node_command(module, params, node_name=None, log_level='warn'):
     return cmd
 
 
-def run_node(factory, startup_errors, label, args=None):
+def run_node(factory, label, args=None):
+    """Run one node until a stop signal; returns the process exit code.
+
+    An EdgeClassifierError or a ParameterException (a parameter of the wrong type) while
+    the node is built prints `[label] cannot start: <reason>` and returns 2.
+    """
+    signals = StopSignals()
     rclpy.init(args=args)
+    node = None
     try:
-        node = factory()
-    except startup_errors as exc:
-        print(f'[{label}] cannot start: {exc}', file=sys.stderr)
-        _finish()
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        _finish()
-        return 0
-    except Exception:
-        if _stopping():  # the signal arrived while starting: a normal stop
-            _finish()
+        try:
+            node = factory()
+        except (EdgeClassifierError, ParameterException) as exc:
+            print(f'[{label}] cannot start: {exc}', file=sys.stderr, flush=True)
+            return EXIT_USAGE
+        except ExternalShutdownException:
             return 0
-        raise
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        # A signal can shut the context down between the executor's checks, which then
-        # surfaces as an RCLError ("context is not valid") instead of a clean exit.
-        if not _stopping():
+        except Exception:
+            if signals.received or not rclpy.ok():  # a signal raced the start-up
+                return 0
             raise
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            # A timeout, so that a signal rclpy does not handle still ends the loop.
+            while rclpy.ok() and not signals.received:
+                executor.spin_once(timeout_sec=0.5)
+        except ExternalShutdownException:
+            pass
+        except Exception:
+            # A signal can shut the context down between the executor's checks, which then
+            # surfaces as an RCLError ("context is not valid") instead of a clean exit.
+            if rclpy.ok() and not signals.received:
+                raise
+        return 0
     finally:
-        shutdown = getattr(node, 'shutdown', None)
-        if shutdown:
-            shutdown()
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()  # the node stops its own threads
         _finish()
-    return 0
+        # Interpreter shutdown resets Python-handled signals to their default action, so a
+        # late SIGINT would kill the process (exit -2); ignored signals stay ignored.
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)

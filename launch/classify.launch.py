@@ -1,86 +1,79 @@
 """Launch the classifier with a model config, optionally with the sample camera.
 
-    ros2 launch edge_classifier classify.launch.py model:=mobilenetv3
+    ros2 launch edge_classifier classify.launch.py
+    ros2 launch edge_classifier classify.launch.py model:=mobilenetv3 namespace:=robot1
     ros2 launch edge_classifier classify.launch.py model:=/path/to/my_model.yaml \
-        image_topics:="[/front/image_raw, /rear/image_raw]" backend:=onnxruntime workers:=4
+        image_topics:="[front/image_raw, rear/image_raw]" backend:=onnxruntime workers:=4
     ros2 launch edge_classifier classify.launch.py camera:=sim
 
-model: a name from the package's config/ (config/<name>.yaml, resolved through the
-package share directory) or a path to a YAML file; an unknown name fails listing the
-available ones. The YAML is handed to the node unchanged as its parameters file.
+Arguments are checked and turned into parameters by edge_classifier.launch_args (tested
+without launch); the node resolves the model (a name from config/ or a YAML path) and
+fails naming the file and the fix. When the classifier exits, the launch shuts down (the
+sample camera with it) and the classifier's error is the last line printed.
 """
-import os
-
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import (DeclareLaunchArgument, EmitEvent, OpaqueFunction,
+                            RegisterEventHandler)
+from launch.event_handlers import OnProcessExit, OnProcessIO
+from launch.events import Shutdown
+from launch.events.process import ShutdownProcess
+from launch.events.matchers import matches_action
+from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from edge_classifier.launch_args import ARGUMENTS, last_error_line, plan
 
 PACKAGE = 'edge_classifier'
 
 
-def resolve_model(model):
-    """config/<model>.yaml from the share directory, or an existing YAML path."""
-    if model.endswith(('.yaml', '.yml')) or os.sep in model:
-        path = os.path.abspath(os.path.expanduser(model))
-        if not os.path.isfile(path):
-            raise RuntimeError(f'model config {path} does not exist')
-        return path
-    config_dir = os.path.join(get_package_share_directory(PACKAGE), 'config')
-    path = os.path.join(config_dir, model + '.yaml')
-    if not os.path.isfile(path):
-        names = sorted(f[:-5] for f in os.listdir(config_dir) if f.endswith('.yaml'))
-        raise RuntimeError(f"unknown model '{model}'; available models: {', '.join(names)} "
-                           f'(or give a path to a YAML file)')
-    return path
-
-
-def parse_topics(text):
-    """'[/a, /b]', '/a,/b' or '/a' -> ['/a', '/b']."""
-    return [t.strip().strip('\'"') for t in text.strip().strip('[]').split(',') if t.strip()]
-
-
 def _launch_setup(context):
-    arg = {name: LaunchConfiguration(name).perform(context) for name in (
-        'model', 'image_topics', 'compressed_topics', 'backend', 'workers', 'namespace',
-        'output_topic', 'camera', 'camera_rate', 'camera_encoding', 'reliability')}
-    overrides = {'image_topics': parse_topics(arg['image_topics']) or [''],
-                 'compressed_topics': parse_topics(arg['compressed_topics']) or [''],
-                 'output_topic': arg['output_topic'], 'reliability': arg['reliability']}
-    if arg['backend']:
-        overrides['backend'] = arg['backend']
-    if arg['workers']:
-        overrides['workers'] = int(arg['workers'])
-    actions = [Node(package=PACKAGE, executable='classifier_node', name='edge_classifier',
-                    namespace=arg['namespace'], output='screen', emulate_tty=True,
-                    parameters=[resolve_model(arg['model']), overrides])]
-    if arg['camera'] == 'sim':
-        topics = overrides['image_topics']
-        actions.append(Node(package=PACKAGE, executable='sample_camera', name='sample_camera',
-                            namespace=arg['namespace'], output='screen',
-                            parameters=[{'topic': topics[0] if topics[0] else '/image_raw',
-                                         'rate': float(arg['camera_rate']),
-                                         'encoding': arg['camera_encoding']}]))
-    elif arg['camera'] not in ('', 'none'):
-        raise RuntimeError(f"camera:={arg['camera']}: expected sim or none")
+    setup = plan({name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS})
+    classifier = Node(package=PACKAGE, executable='classifier_node', name='edge_classifier',
+                      namespace=setup.namespace, output='screen', emulate_tty=True,
+                      parameters=[setup.node_parameters])
+    actions = [classifier]
+    camera = None
+    if setup.camera_parameters is not None:
+        camera = Node(package=PACKAGE, executable='sample_camera', name='sample_camera',
+                      namespace=setup.namespace, output='screen', emulate_tty=True,
+                      parameters=[setup.camera_parameters])
+        actions.append(camera)
+    stderr, failure = [], []
+
+    def report_and_shut_down(reason):
+        def log(_context):
+            if failure:
+                get_logger('launch').error(failure[0])
+        return [OpaqueFunction(function=log), EmitEvent(event=Shutdown(reason=reason))]
+
+    def classifier_exited(event, _context):
+        if event.returncode:
+            failure.append(f'classifier_node exited with code {event.returncode}: '
+                           f'{last_error_line("".join(stderr))}')
+        if failure and camera is not None and not camera_done:
+            # Stop the camera first, so that the classifier's error is printed last.
+            return [EmitEvent(event=ShutdownProcess(process_matcher=matches_action(camera)))]
+        return report_and_shut_down('classifier_node exited')
+
+    camera_done = []
+
+    def camera_exited(_event, _context):
+        camera_done.append(True)
+        return report_and_shut_down('sample_camera exited')
+
+    actions.append(RegisterEventHandler(OnProcessIO(
+        target_action=classifier,
+        on_stderr=lambda event: stderr.append(event.text.decode(errors='replace')))))
+    actions.append(RegisterEventHandler(OnProcessExit(target_action=classifier,
+                                                      on_exit=classifier_exited)))
+    if camera is not None:
+        actions.append(RegisterEventHandler(OnProcessExit(target_action=camera,
+                                                          on_exit=camera_exited)))
     return actions
 
 
 def generate_launch_description():
-    args = [
-        ('model', 'efficientnet_lite0', 'model config name (config/<name>.yaml) or YAML path'),
-        ('image_topics', '[/image_raw]', 'sensor_msgs/Image topics, e.g. "[/a, /b]"'),
-        ('compressed_topics', '[]', 'sensor_msgs/CompressedImage topics'),
-        ('backend', '', 'override the config: auto, onnxruntime or bpu'),
-        ('workers', '', 'override the config: number of worker threads'),
-        ('namespace', '', 'namespace of the nodes'),
-        ('output_topic', '/classification', 'vision_msgs/Classification topic'),
-        ('reliability', 'auto', 'input QoS: auto (match the camera), best_effort or reliable'),
-        ('camera', 'none', 'sim: also start the sample camera (bundled photos)'),
-        ('camera_rate', '5.0', 'sample camera rate (Hz)'),
-        ('camera_encoding', 'bgr8', 'sample camera encoding'),
-    ]
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=text)
-         for name, default, text in args] + [OpaqueFunction(function=_launch_setup)])
+         for name, default, text in ARGUMENTS] + [OpaqueFunction(function=_launch_setup)])

@@ -53,8 +53,12 @@ def wait_for(predicate, timeout=20.0, interval=0.05):
     return predicate()
 
 
-def ros_process(module, params=None, args=(), env=None, ros_args=()):
-    """python -m module --ros-args -p k:=v ... as a separate process (own DDS participant)."""
+def ros_process(module, params=None, args=(), env=None, ros_args=(), process_group=None):
+    """python -m module --ros-args -p k:=v ... as a separate process (own DDS participant).
+
+    process_group: 0 starts a new process group (as `ros2 launch` or a terminal does), a
+    pid puts the process in that group; None keeps the test's group.
+    """
     cmd = [sys.executable, '-m', module, *args, '--ros-args', *ros_args]
     for key, value in (params or {}).items():
         if isinstance(value, (list, tuple)):
@@ -63,14 +67,16 @@ def ros_process(module, params=None, args=(), env=None, ros_args=()):
         elif isinstance(value, bool):
             value = str(value).lower()
         cmd += ['-p', f'{key}:={value}']
+    setpgid = None if process_group is None else (lambda: os.setpgid(0, process_group))
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, **(env or {})))
+                            env=dict(os.environ, **(env or {})), preexec_fn=setpgid)
 
 
 def stop(proc, sig=signal.SIGINT, timeout=10):
-    """Signal a process, wait; returns (exit code, stdout, stderr, seconds to exit)."""
+    """Signal a process (sig None: only wait), wait; returns (exit code, stdout, stderr,
+    seconds to exit)."""
     t0 = time.monotonic()
-    if proc.poll() is None:
+    if sig is not None and proc.poll() is None:
         proc.send_signal(sig)
     try:
         out, err = proc.communicate(timeout=timeout)

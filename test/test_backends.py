@@ -61,7 +61,7 @@ def test_missing_model_names_path_and_fix(tmp_path):
         create_backend(cfg).load()
     message = str(err.value)
     assert str(tmp_path / 'nope.onnx') in message and 'onnx_path' in message
-    assert 'edge_classifier.tools.models prepare tiny' in message
+    assert 'copy the model to' in message  # no source to prepare it from
 
 
 def test_corrupt_model_file(tmp_path):

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_classifier.tools.sample_camera import load_frames
+from edge_classifier.tools.sample_camera import CameraError, load_frames
 
 
 def test_bundled_samples_and_resize():
@@ -29,11 +29,11 @@ def test_folder_single_image_and_video(tmp_path, sample_bgr):
 
 
 def test_bad_sources_are_clear(tmp_path):
-    with pytest.raises(FileNotFoundError, match='does not exist'):
+    with pytest.raises(CameraError, match='does not exist'):
         load_frames(str(tmp_path / 'missing'))
-    with pytest.raises(FileNotFoundError, match='no images'):
+    with pytest.raises(CameraError, match='no images'):
         load_frames(str(tmp_path))
     bad = tmp_path / 'x.mp4'
     bad.write_bytes(b'garbage')
-    with pytest.raises(ValueError, match='no frames could be read'):
+    with pytest.raises(CameraError, match='no frames could be read'):
         load_frames(str(bad))

@@ -1,8 +1,10 @@
 """The backend interface."""
 import numpy as np
 
+from ..errors import EdgeClassifierError
 
-class BackendError(RuntimeError):
+
+class BackendError(EdgeClassifierError, RuntimeError):
     """A backend cannot be used: runtime not installed, model file missing or unusable."""
 
 
@@ -51,9 +53,9 @@ class Backend:
         if not path.is_file():
             origin = self.cfg.origin or 'the parameters'
             raise BackendError(
-                f'{self.name}: model file {path} not found ({key} in {origin}). Fix: run '
-                f'`python -m edge_classifier.tools.models prepare {self.cfg.model_name}`, '
-                f'or point {key} / models_dir at the file')
+                f'{self.name}: model file {path} not found ({key} in {origin}). Fix: '
+                f'{self.cfg.prepare_hint(key, self.models_dir)}; or point {key} / models_dir '
+                f'at the file')
 
     def __enter__(self):
         self.load()

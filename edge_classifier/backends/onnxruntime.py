@@ -50,8 +50,8 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # ORT raises its own exception types
             raise BackendError(f'onnxruntime cannot load {self.model_path}: '
                                f'{str(exc).strip()[:300]} (corrupt file or not an ONNX model? '
-                               f're-run `python -m edge_classifier.tools.models prepare '
-                               f'{self.cfg.model_name}`)') from exc
+                               f'Delete it, then '
+                               f'{self.cfg.prepare_hint("onnx_path", self.models_dir)})') from exc
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)

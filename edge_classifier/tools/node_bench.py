@@ -24,6 +24,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from vision_msgs.msg import Classification
 
 from ..config import load_config
+from ..errors import cli
 from ..pipeline import Classifier
 from ..ros_main import node_command
 from .bench import bench_bare, progress
@@ -89,6 +90,7 @@ def run_node(node, model, workers, seconds, rate, warmup=3.0):
             'exit': codes}
 
 
+@cli('node_bench')
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', default='efficientnet_lite0')

@@ -14,15 +14,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..backends import BackendError
-from ..config import ConfigError, load_config
+from ..errors import EdgeClassifierError, cli
+from ..config import load_config
 from ..frames import IMAGE_SUFFIXES, FrameError, read_image
 from ..pipeline import Classifier
-from ..postprocess import LabelsError
 from .bench import bar
 
 
-class QuantizeError(RuntimeError):
+class QuantizeError(EdgeClassifierError, RuntimeError):
     pass
 
 
@@ -87,6 +86,7 @@ def _tag(path, text):
     onnx.save(model, str(path))
 
 
+@cli('edge-classifier-quantize')
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('calib', help='folder of calibration images (searched recursively)')
@@ -94,15 +94,11 @@ def main(argv=None):
     parser.add_argument('--count', type=int, default=1000, help='at most this many images')
     parser.add_argument('--out', help='output ONNX (default: <onnx>.int8.onnx)')
     args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.model).replace(backend='onnxruntime')
-        clf = Classifier(cfg)
-        paths = calibration_images(args.calib, args.count)
-        out = Path(args.out) if args.out else int8_model_path(cfg)
-        out, used, skipped = quantize(clf, paths, out)
-    except (ConfigError, BackendError, LabelsError, QuantizeError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
+    cfg = load_config(args.model).replace(backend='onnxruntime')
+    clf = Classifier(cfg)
+    paths = calibration_images(args.calib, args.count)
+    out = Path(args.out) if args.out else int8_model_path(cfg)
+    out, used, skipped = quantize(clf, paths, out)
     for what, reason in skipped:
         print(f'skipped {what}: {reason}', file=sys.stderr)
     print(f'wrote {out} (calibrated on {len(used)} images, {len(skipped)} skipped)')

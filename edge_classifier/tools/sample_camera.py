@@ -1,10 +1,11 @@
 """A camera for demos and tests: publishes photos (the bundled samples, a folder, or a
 video file) at a rate, as sensor_msgs/Image in a chosen encoding or as CompressedImage.
 
-    ros2 run edge_classifier sample_camera --ros-args -p encoding:=nv12 -p rate:=30.0
+    ros2 run edge_classifier sample_camera --ros-args -p encoding:=nv12 -p rate:=30
 
 Parameters: source ('' = the bundled sample photos; a folder; a video file), topic
-(/image_raw; compressed encodings publish on <topic>/compressed), encoding (bgr8, rgb8,
+(image_raw, relative: a namespace or remap moves it; compressed encodings publish on
+<topic>/compressed), encoding (bgr8, rgb8,
 bgra8, rgba8, mono8, yuv422_yuy2, uyvy, nv12, jpeg, png), rate (Hz), width/height (0 =
 keep the photo's size), frame_id, frame_id_from_file (frame_id = the photo's file name
 stem), count (0 = forever), reliability (reliable, like most camera drivers, or
@@ -15,14 +16,20 @@ import sys
 from pathlib import Path
 
 import cv2
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from .. import resources
 from ..encode import COMPRESSED, ENCODINGS, encode_compressed, encode_raw
+from ..errors import EdgeClassifierError
 from ..frames import IMAGE_SUFFIXES
 from ..ros_main import run_node
+
+
+class CameraError(EdgeClassifierError):
+    """A source or parameter the sample camera cannot start with."""
 
 
 def load_frames(source, width=0, height=0):
@@ -30,25 +37,25 @@ def load_frames(source, width=0, height=0):
     if not source:
         paths = resources.sample_images()
         if not paths:
-            raise FileNotFoundError(f'no sample photos in {resources.samples_dir()}: run '
-                                    f'`make setup` or `python -m edge_classifier.tools.assets`')
+            raise CameraError(f'no sample photos in {resources.samples_dir()}: run '
+                              f'`make setup` or `python3 -m edge_classifier.tools.assets`')
     else:
         path = Path(source).expanduser()
         if path.is_dir():
             paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not paths:
-                raise FileNotFoundError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {path}')
+                raise CameraError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {path}')
         elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
             paths = [path]
         elif path.is_file():
             return _video_frames(path, width, height)
         else:
-            raise FileNotFoundError(f'camera source {path} does not exist')
+            raise CameraError(f'camera source {path} does not exist')
     frames = []
     for p in paths:
         image = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if image is None:
-            raise ValueError(f'{p}: not an image OpenCV can read')
+            raise CameraError(f'{p}: not an image OpenCV can read')
         frames.append((p.stem, _resize(image, width, height)))
     return frames
 
@@ -63,7 +70,7 @@ def _video_frames(path, width, height, limit=300):
         frames.append((f'{path.stem}_{len(frames):04d}', _resize(image, width, height)))
     cap.release()
     if not frames:
-        raise ValueError(f'{path}: no frames could be read (not a video OpenCV can decode?)')
+        raise CameraError(f'{path}: no frames could be read (not a video OpenCV can decode?)')
     return frames
 
 
@@ -77,15 +84,25 @@ class SampleCamera(Node):
 
     def __init__(self, **kwargs):
         super().__init__('sample_camera', **kwargs)
-        p = {name: self.declare_parameter(name, default).value for name, default in (
-            ('source', ''), ('topic', '/image_raw'), ('encoding', 'bgr8'), ('rate', 2.0),
+        # dynamic typing: rate:=30 (an integer) is as good as rate:=30.0
+        p = {name: self.declare_parameter(name, default, ParameterDescriptor(
+            dynamic_typing=True)).value for name, default in (
+            ('source', ''), ('topic', 'image_raw'), ('encoding', 'bgr8'), ('rate', 2.0),
             ('width', 0), ('height', 0), ('frame_id', 'camera_optical_frame'),
             ('frame_id_from_file', False), ('count', 0), ('reliability', 'reliable'))}
         if p['encoding'] not in ENCODINGS:
-            raise ValueError(f'parameter encoding: {p["encoding"]!r} is not one of '
-                             + ', '.join(ENCODINGS))
-        if p['rate'] <= 0:
-            raise ValueError(f'parameter rate: must be > 0 Hz, got {p["rate"]}')
+            raise CameraError(f'parameter encoding: {p["encoding"]!r} is not one of '
+                              + ', '.join(ENCODINGS))
+        rate = p['rate']
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
+            raise CameraError(f'parameter rate: expected a number of Hz > 0, got {rate!r}')
+        p['rate'] = float(rate)
+        for key in ('width', 'height', 'count'):
+            if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 0:
+                raise CameraError(f'parameter {key}: expected an integer >= 0, got {p[key]!r}')
+        if p['reliability'] not in ('reliable', 'best_effort'):
+            raise CameraError(f'parameter reliability: {p["reliability"]!r} is not one of '
+                              f'reliable, best_effort')
         self.params = p
         frames = load_frames(p['source'], p['width'], p['height'])
         # Encode once: publishing is then only a copy into the message.
@@ -144,7 +161,7 @@ def main(args=None):
     profile = large_frame_profile()
     if profile and 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ:
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)
-    return run_node(SampleCamera, (ValueError, FileNotFoundError), 'sample_camera', args)
+    return run_node(SampleCamera, 'sample_camera', args)
 
 
 if __name__ == '__main__':

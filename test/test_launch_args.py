@@ -1,0 +1,101 @@
+"""classify.launch.py's argument handling (edge_classifier.launch_args), without launch."""
+import ast
+from pathlib import Path
+
+import pytest
+
+from edge_classifier.errors import EdgeClassifierError
+from edge_classifier.launch_args import (ARGUMENTS, LaunchArgumentError, last_error_line,
+                                         parse_topics, plan)
+
+LAUNCH_FILE = Path(__file__).resolve().parent.parent / 'launch' / 'classify.launch.py'
+
+
+def defaults(**changes):
+    values = {name: default for name, default, _ in ARGUMENTS}
+    values.update(changes)
+    return values
+
+
+def test_defaults_give_relative_topics_and_the_default_model():
+    setup = plan(defaults())
+    assert setup.namespace == '' and setup.camera_parameters is None
+    assert setup.node_parameters == {
+        'model': 'efficientnet_lite0', 'output_topic': 'classification', 'reliability': 'auto',
+        'per_source_output': False, 'image_topics': ['image_raw'], 'compressed_topics': ['']}
+
+
+@pytest.mark.parametrize('text, topics', [
+    ('[image_raw]', ['image_raw']), ('[front/image_raw, /rear/image_raw]',
+                                     ['front/image_raw', '/rear/image_raw']),
+    ("['a', \"b\"]", ['a', 'b']), ('a,b', ['a', 'b']), ('/cam', ['/cam']), ('[]', []),
+    ('', [])])
+def test_parse_topics(text, topics):
+    assert parse_topics('image_topics', text) == topics
+
+
+def test_overrides_and_the_sample_camera():
+    setup = plan(defaults(model='mobilenetv3', workers='4', backend='onnxruntime',
+                          namespace='robot1', camera='sim', camera_rate='30',
+                          image_topics='[front/image_raw, rear/image_raw]'))
+    assert setup.namespace == 'robot1'
+    assert setup.node_parameters['workers'] == 4
+    assert setup.node_parameters['backend'] == 'onnxruntime'
+    assert setup.node_parameters['model'] == 'mobilenetv3'
+    assert setup.camera_parameters == {'topic': 'front/image_raw', 'rate': 30.0,
+                                       'encoding': 'bgr8'}
+
+
+def test_a_compressed_sample_camera_is_subscribed_as_compressed():
+    setup = plan(defaults(camera='sim', camera_encoding='jpeg'))
+    assert setup.camera_parameters['topic'] == 'image_raw'
+    assert setup.node_parameters['compressed_topics'] == ['image_raw/compressed']
+
+
+@pytest.mark.parametrize('name, value, words', [
+    ('workers', 'two', ["workers:='two'", 'integer from 1 to 64']),
+    ('workers', '0', ["workers:='0'"]),
+    ('workers', '65', ["workers:='65'"]),
+    ('backend', 'tpu', ["backend:='tpu'", 'auto, onnxruntime, bpu']),
+    ('reliability', 'sometimes', ["reliability:='sometimes'", 'best_effort']),
+    ('camera', 'usb', ["camera:='usb'", 'none, sim']),
+    ('per_source_output', 'yes', ["per_source_output:='yes'", 'true or false']),
+    ('image_topics', '[a b]', ['image_topics', 'without spaces']),
+    ('image_topics', '[a, b', ['image_topics', 'a list of topic names']),
+    ('model', ' ', ['model']),
+])
+def test_bad_arguments_name_the_argument(name, value, words):
+    with pytest.raises(LaunchArgumentError) as err:
+        plan(defaults(**{name: value}))
+    for word in words:
+        assert word in str(err.value)
+    assert isinstance(err.value, EdgeClassifierError)
+
+
+@pytest.mark.parametrize('name, value', [('camera_rate', 'fast'), ('camera_rate', '-1'),
+                                         ('camera_encoding', 'bgr16')])
+def test_bad_camera_arguments_name_the_argument(name, value):
+    with pytest.raises(LaunchArgumentError, match=f'{name}:='):
+        plan(defaults(camera='sim', **{name: value}))
+
+
+def test_no_topic_at_all_is_refused():
+    with pytest.raises(LaunchArgumentError, match='at least one'):
+        plan(defaults(image_topics='[]'))
+
+
+def test_last_error_line_picks_the_reason():
+    text = ('[INFO] [edge_classifier]: starting\n'
+            '[edge_classifier] cannot start: parameter model: unknown model \'x\'\n\n')
+    assert last_error_line(text).startswith('[edge_classifier] cannot start: parameter model')
+    assert last_error_line('') == ''
+
+
+def test_the_launch_file_declares_exactly_the_module_arguments():
+    """The launch file has no argument handling of its own (it cannot run in CI)."""
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    functions = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    assert 'resolve_model' not in functions and 'parse_topics' not in functions
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.module == 'edge_classifier.launch_args' for alias in node.names}
+    assert {'ARGUMENTS', 'plan'} <= imported
