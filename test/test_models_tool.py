@@ -1,8 +1,15 @@
 """The model preparation tool: offline behaviour and the untrained-model warning."""
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 
+import pytest
+
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+from edge_classifier import resources
 
 from helpers import tiny_config, write_params_file
 from ros_helpers import Harness, ros_process, stop, wait_for
@@ -25,11 +32,11 @@ def test_prepare_existing_default_is_a_no_op_and_seeds_need_an_explicit_choice(t
     proc = run('prepare', 'efficientnet_lite0')
     assert proc.returncode == 0 and 'efficientnet_lite0.onnx' in proc.stdout
     proc = run('prepare', 'mobilenetv3', '--models-dir', str(tmp_path))
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert 'no ImageNet weights install offline' in proc.stderr and '--untrained' in proc.stderr
     assert not list(tmp_path.iterdir())
     proc = run('prepare', 'resnet9000')
-    assert proc.returncode == 1 and "unknown model 'resnet9000'" in proc.stderr
+    assert proc.returncode == 2 and "unknown model 'resnet9000'" in proc.stderr
 
 
 def test_node_warns_loudly_about_an_untrained_model(tmp_path):
@@ -52,3 +59,41 @@ def test_node_warns_loudly_about_an_untrained_model(tmp_path):
     assert code == 0, err
     assert 'UNTRAINED (RANDOM) WEIGHTS' in err and 'speed measurements only' in err
     assert levels[0] == DiagnosticStatus.WARN
+
+
+def _hint(err):
+    """The command between backticks in the node's 'Fix:' text."""
+    match = re.search(r'Fix: run `([^`]+)`', err)
+    assert match, err
+    return shlex.split(match.group(1))
+
+
+@pytest.mark.parametrize('model, extra', [('mobilenetv3', ['--dry-run']),
+                                          ('efficientnet_lite0', [])])
+def test_the_fix_the_node_prints_for_a_missing_model_works(tmp_path, model, extra):
+    """The node's hint, run as printed (mobilenetv3's only as a dry run: it installs timm and
+    torch, ~5.7 GB; the default model's for real, into an empty models directory)."""
+    models = tmp_path / 'models'
+    models.mkdir()
+    shutil.copy(resources.models_dir() / 'imagenet1k_labels.txt', models)
+    proc = ros_process('edge_classifier.node', {'model': model, 'models_dir': str(models),
+                                                'backend': 'onnxruntime'})
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and 'Traceback' not in err, err
+    command = _hint(err)
+    assert command[:3] == [sys.executable if shutil.which('python3') != sys.executable
+                           else 'python3', '-m', 'edge_classifier.tools.models']
+    fix = subprocess.run(command + extra, capture_output=True, text=True, timeout=600)
+    assert fix.returncode == 0, fix.stdout + fix.stderr
+    if not extra:
+        assert (models / 'efficientnet_lite0.onnx').is_file()
+        harness = Harness('hint_check')
+        proc = ros_process('edge_classifier.node', {'model': model, 'models_dir': str(models),
+                                                    'image_topics': ['/hint/image']})
+        try:
+            assert wait_for(lambda: harness.node.get_subscriptions_info_by_topic('/hint/image')
+                            or proc.poll() is not None, timeout=60)
+        finally:
+            code, _, err, _ = stop(proc)
+            harness.close()
+        assert code == 0 and 'subscribed to /hint/image' in err, err

@@ -194,8 +194,10 @@ def test_parameters_describe_themselves_and_change_consistently(ros, sample_bgr)
 
 
 def test_worker_errors_reach_rosout(ros, default_cfg, tmp_path, sample_bgr):
-    rosout = ros.collect(Log, '/rosout', QoSProfile(depth=1000,
-                                                    reliability=ReliabilityPolicy.RELIABLE))
+    # /rosout keeps a node's last 1000 messages for late subscribers (transient local)
+    rosout = ros.collect(Log, '/rosout', QoSProfile(
+        depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
     proc = node_on_fake_bpu(default_cfg, tmp_path, '/logged', fail_first=4)
     pub = ros.node.create_publisher(Image, '/logged/image', 10)
 

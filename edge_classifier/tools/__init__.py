@@ -1,1 +1,3 @@
-"""Command-line tools: assets, models, benchmark, sample camera, echo."""
+"""Command-line tools: assets (labels, sample photos), models (prepare/list model files),
+bench (bare backend vs pipeline), node_bench (the node over DDS), evaluate (top-1/top-5),
+quantize (int8), sample_camera, echo, demo, export_torch (runs in the export venv)."""

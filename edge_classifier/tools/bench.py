@@ -180,7 +180,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     worker_counts = [int(w) for w in args.workers.split(',') if w]
 
-    rows, summary = [], []
+    rows, summary, failed = [], [], []
     print(f'# edge_classifier benchmark: ONNX Runtime on this CPU, not BPU figures '
           f'({args.seconds:g} s per point and mode in {args.rounds} alternating rounds; '
           f'medians over rounds; input 640x480 bgr8 for the pipeline)\n')
@@ -193,6 +193,7 @@ def main(argv=None):
             clf = Classifier(load_config(name).replace(backend='onnxruntime'))
         except EdgeClassifierError as exc:
             print(f'| {name} | skipped: {exc} ||||||||')
+            failed.append(f'{name}: {exc}')
             step += len(worker_counts) * args.rounds
             continue
         name = clf.cfg.model_name + (' (untrained)' if clf.untrained else '')
@@ -236,6 +237,8 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as fh:
             json.dump(rows, fh, indent=1)
+    if failed:
+        raise EdgeClassifierError('could not benchmark ' + '; '.join(failed))
     return 0
 
 

@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from .. import resources
-from ..errors import EdgeClassifierError, cli
+from ..errors import EXIT_USAGE, EdgeClassifierError, cli
 from ..config import load_config
 
 EXPORT_REQUIREMENTS = ['torch==2.13.0', 'efficientnet-lite-pytorch==0.1.0',
@@ -185,7 +185,7 @@ def main(argv=None):
         except EdgeClassifierError as exc:
             failed += 1
             print(f'{name}: {exc}', file=sys.stderr)
-    return 1 if failed else 0
+    return EXIT_USAGE if failed else 0
 
 
 if __name__ == '__main__':
