@@ -35,6 +35,7 @@ setup(
     entry_points={
         'console_scripts': [
             'classifier_node = edge_classifier.node:main',
+            'classifier_lifecycle_node = edge_classifier.lifecycle_node:main',
             'sample_camera = edge_classifier.tools.sample_camera:main',
             'classification_echo = edge_classifier.tools.echo:main',
             'edge-classifier-bench = edge_classifier.tools.bench:main',

@@ -6,8 +6,8 @@ LaunchArgumentError naming the argument and what it accepts. The model is not re
 here: the node loads it (config.load_config, the one place), so a bad model name fails in
 the node with the list of models, and the launch shuts down with it.
 """
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from dataclasses import dataclass
+from typing import Dict, Optional
 
 from .config import BACKENDS
 from .encode import COMPRESSED, ENCODINGS
@@ -28,6 +28,11 @@ ARGUMENTS = [
     ('output_topic', 'classification', 'vision_msgs/Classification topic'),
     ('reliability', 'auto', 'input QoS: ' + ', '.join(RELIABILITIES)),
     ('per_source_output', 'false', 'also publish <image topic>/classification per camera'),
+    ('managed', 'false', 'true: start classifier_lifecycle_node (a managed node) instead of '
+                         'classifier_node'),
+    ('autostart', 'true', 'with managed:=true, configure and activate it from the launch file'),
+    ('overlay_width', '640', 'width of classification/overlay (drawn only while watched); '
+                             '0 = source size'),
     ('camera', 'none', 'sim: also start the sample camera (bundled photos) on the first '
                        'image topic'),
     ('camera_rate', '5.0', 'sample camera rate (Hz)'),
@@ -44,7 +49,9 @@ class LaunchPlan:
     namespace: str
     node_parameters: Dict[str, object]
     camera_parameters: Optional[Dict[str, object]] = None
-    notes: List[str] = field(default_factory=list)
+    executable: str = 'classifier_node'
+    managed: bool = False
+    autostart: bool = False
 
 
 def _fail(name, value, expected):
@@ -85,7 +92,16 @@ def plan(values):
         _fail('output_topic', v['output_topic'], 'a topic name')
     if not v['model'].strip():
         _fail('model', v['model'], 'a config name or a YAML path')
+    try:
+        overlay_width = int(v['overlay_width'])
+    except ValueError:
+        overlay_width = -1
+    if not 0 <= overlay_width <= 7680:
+        _fail('overlay_width', v['overlay_width'], 'a width in pixels, 0..7680 (0 = source size)')
+    managed = _boolean('managed', v['managed'])
+    autostart = _boolean('autostart', v['autostart'])
     params = {'model': v['model'].strip(), 'output_topic': v['output_topic'].strip(),
+              'overlay_width': overlay_width,
               'reliability': v['reliability'],
               'per_source_output': _boolean('per_source_output', v['per_source_output'])}
     if v['backend']:
@@ -124,7 +140,9 @@ def plan(values):
     params['compressed_topics'] = compressed or ['']
     if not image_topics and not compressed:
         _fail('image_topics', v['image_topics'], 'at least one image or compressed topic')
-    return LaunchPlan(v['namespace'].strip(), params, camera)
+    return LaunchPlan(v['namespace'].strip(), params, camera,
+                      'classifier_lifecycle_node' if managed else 'classifier_node',
+                      managed, managed and autostart)
 
 
 def last_error_line(text):

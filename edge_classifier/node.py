@@ -26,6 +26,7 @@ from . import config as model_config
 from .config import ConfigError
 from .errors import EdgeClassifierError
 from .frames import compressed_msg_to_frame, image_msg_to_frame
+from .overlay import OverlayWorker
 from .pipeline import Classifier, Settings, WorkerPool
 from .ros_main import run_node
 
@@ -82,7 +83,9 @@ class ClassifierWiring:
     def _declare_all(self):
         """Declare every parameter; returns (model config, io settings) or raises."""
         self.classifier = self.pool = self.pub = self.label_pub = self.diag_timer = None
-        self.subs, self.source_pubs = {}, {}
+        self.info_pub = self.diag_pub = self.overlay = self._downgrade_timer = None
+        self.subs, self.source_pubs, self.overlay_pubs = {}, {}, {}
+        self._active = False
         self._model_origin = 'the node\'s parameters'
         cfg = self._declare_model_parameters()
         io = self._declare_io_parameters()
@@ -171,13 +174,19 @@ class ClassifierWiring:
             floating_point_range=[FloatingPointRange(from_value=0.01, to_value=3600.0,
                                                      step=0.0)])
         per_source = self._declare('per_source_output', False,
-                                   'also publish each source on <image topic>/classification.')
+                                   'also publish each source on <image topic>/classification '
+                                   '(and its overlay on <image topic>/classification/overlay).')
+        overlay_width = self._declare(
+            'overlay_width', 640, 'width of the overlay image (classification/overlay, drawn '
+            'only while it has subscribers); 0 = the source frame\'s size.',
+            integer_range=[IntegerRange(from_value=0, to_value=7680, step=1)])
         io = {'image_topics': _topic_list('image_topics', image_topics),
               'compressed_topics': _topic_list('compressed_topics', compressed),
               'reliability': reliability, 'depth': _number('depth', depth, 1, int),
               'output_topic': output_topic,
               'diagnostics_period': _number('diagnostics_period', period, 0.01),
-              'per_source_output': per_source}
+              'per_source_output': per_source,
+              'overlay_width': _number('overlay_width', overlay_width, 0, int)}
         if reliability not in RELIABILITIES:
             raise StartupError(f'parameter reliability: {reliability!r} is not one of '
                                + ', '.join(RELIABILITIES))
@@ -249,6 +258,9 @@ class ClassifierWiring:
             labels = self.classifier.labels or [str(i) for i in range(self.cfg.num_classes)]
             self.declare_parameter('class_names', labels, ParameterDescriptor(
                 description='class names by class_id (the label database).', read_only=True))
+        self.overlay_pubs[None] = self.create_publisher(Image, out + '/overlay', 1)
+        self.overlay = OverlayWorker(f'{self.cfg.model_name} ({backend.name})',
+                                     self.io['overlay_width'], self.get_logger())
         self.pool = WorkerPool(self.classifier, self.cfg.workers, on_result=self._publish,
                                on_error=self._on_frame_error, logger=self.get_logger())
         self.pool.start()
@@ -269,13 +281,18 @@ class ClassifierWiring:
             for topic in topics:
                 resolved = self.resolve_topic_name(topic)
                 if self.io['per_source_output'] and resolved not in self.source_pubs:
+                    per_source = resolved.rstrip('/') + '/classification'
                     self.source_pubs[resolved] = self.create_publisher(
-                        Classification, resolved.rstrip('/') + '/classification', 10)
+                        Classification, per_source, 10)
+                    self.overlay_pubs[resolved] = self.create_publisher(
+                        Image, per_source + '/overlay', 1)
                 reliability = 'reliable' if self.io['reliability'] == 'auto' \
                     else self.io['reliability']
                 self._subscribe(msg_type, resolved, to_frame, reliability)
+        self._active = True
 
     def _deactivate(self):
+        self._active = False
         for sub, *_ in self.subs.values():
             self.destroy_subscription(sub)
         self.subs = {}
@@ -288,9 +305,25 @@ class ClassifierWiring:
         if self.pool is not None:
             self.pool.stop()
             self.pool = None
+        if self.overlay is not None:
+            self.overlay.stop()
+            self.overlay = None
         if self.classifier is not None:
             self.classifier.close()
             self.classifier = None
+
+    def _destroy_outputs(self):
+        """Undo the publishers and the timer of _configure (a managed node's cleanup)."""
+        pubs = [self.pub, self.label_pub, self.info_pub, self.diag_pub,
+                *self.source_pubs.values(), *self.overlay_pubs.values()]
+        for pub in pubs:
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self.pub = self.label_pub = self.info_pub = self.diag_pub = None
+        self.source_pubs, self.overlay_pubs = {}, {}
+        if self._downgrade_timer is not None:
+            self.destroy_timer(self._downgrade_timer)
+            self._downgrade_timer = None
 
     def destroy_node(self):
         """The node owns its threads: stop them before rclpy destroys the node."""
@@ -341,6 +374,8 @@ class ClassifierWiring:
         self._downgrade.clear()
 
     def _publish(self, result):
+        if not self._active:  # a frame still in a worker when the node was deactivated
+            return
         msg = Classification()
         msg.header = result.meta
         msg.results = [ObjectHypothesis(class_id=h.class_id, score=h.score)
@@ -348,6 +383,20 @@ class ClassifierWiring:
         self._safe_publish(self.pub, msg)
         pub = self.source_pubs.get(result.source)
         if pub is not None:
+            self._safe_publish(pub, msg)
+        # The overlay only while someone looks: no drawing, no copy otherwise.
+        watched = [p for p in (self.overlay_pubs.get(None), self.overlay_pubs.get(result.source))
+                   if p is not None and p.get_subscription_count() > 0]
+        if watched and self.overlay is not None:
+            self.overlay.submit(result.frame, result.hypotheses, (result.meta, watched),
+                                self._publish_overlay)
+
+    def _publish_overlay(self, bgr, meta):
+        header, pubs = meta
+        msg = Image(header=header, height=bgr.shape[0], width=bgr.shape[1], encoding='bgr8',
+                    is_bigendian=0, step=bgr.shape[1] * 3)
+        msg.data = bgr.tobytes()
+        for pub in pubs:
             self._safe_publish(pub, msg)
 
     def _safe_publish(self, pub, msg):
@@ -405,6 +454,9 @@ class ClassifierWiring:
             value = s[key]
             values.append((key, fmt.get(key, '{:.2f}' if isinstance(value, float) else '{}')
                            .format(value)))
+        if self.overlay is not None:
+            values.append(('overlays', f'{self.overlay.drawn} drawn, {self.overlay.dropped} '
+                                       f'dropped (only while classification/overlay is watched)'))
         for topic, entry in self.subs.items():
             values.append((f'{topic}: reliability', entry[1]))
         for source, st in s['sources'].items():

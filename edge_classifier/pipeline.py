@@ -85,6 +85,7 @@ class Result:
     t_received: float               # time.monotonic() when the frame was submitted
     inference_s: float
     end_to_end_s: float             # submit -> result, before on_result runs
+    frame: Any = None               # the decoded Frame (views of the message, not a copy)
 
 
 class _Window:
@@ -236,7 +237,8 @@ class WorkerPool:
                 return
             source, (make_frame, meta, t_in) = taken
             try:
-                nv12 = clf.to_nv12(make_frame(), out=buf)
+                frame = make_frame()
+                nv12 = clf.to_nv12(frame, out=buf)
             except FrameError as exc:
                 self._count(source, 'malformed', exc)
                 continue
@@ -252,7 +254,7 @@ class WorkerPool:
             t1 = self.clock()
             hyps = clf.postprocess(scores)
             done = self.clock()
-            result = Result(source, meta, hyps, t_in, t1 - t0, done - t_in)
+            result = Result(source, meta, hyps, t_in, t1 - t0, done - t_in, frame)
             with self._cond:
                 self.sources[source].classified += 1
                 self.consecutive_errors = 0

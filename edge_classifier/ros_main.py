@@ -72,6 +72,8 @@ def run_node(factory, label, args=None):
     try:
         try:
             node = factory()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
         except (EdgeClassifierError, ParameterException) as exc:
             print(f'[{label}] cannot start: {exc}', file=sys.stderr, flush=True)
             return EXIT_USAGE
@@ -81,8 +83,6 @@ def run_node(factory, label, args=None):
             if signals.received or not rclpy.ok():  # a signal raced the start-up
                 return 0
             raise
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
         try:
             # A timeout, so that a signal rclpy does not handle still ends the loop.
             while rclpy.ok() and not signals.received:

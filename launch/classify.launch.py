@@ -5,11 +5,13 @@
     ros2 launch edge_classifier classify.launch.py model:=/path/to/my_model.yaml \
         image_topics:="[front/image_raw, rear/image_raw]" backend:=onnxruntime workers:=4
     ros2 launch edge_classifier classify.launch.py camera:=sim
+    ros2 launch edge_classifier classify.launch.py managed:=true autostart:=false
 
 Arguments are checked and turned into parameters by edge_classifier.launch_args (tested
 without launch); the node resolves the model (a name from config/ or a YAML path) and
 fails naming the file and the fix. When the classifier exits, the launch shuts down (the
-sample camera with it) and the classifier's error is the last line printed.
+sample camera with it) and the classifier's error is the last line printed. managed:=true
+starts the lifecycle node; autostart:=true (the default) configures and activates it.
 """
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, EmitEvent, OpaqueFunction,
@@ -20,7 +22,10 @@ from launch.events.process import ShutdownProcess
 from launch.events.matchers import matches_action
 from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from lifecycle_msgs.msg import Transition
 
 from edge_classifier.launch_args import ARGUMENTS, last_error_line, plan
 
@@ -29,10 +34,20 @@ PACKAGE = 'edge_classifier'
 
 def _launch_setup(context):
     setup = plan({name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS})
-    classifier = Node(package=PACKAGE, executable='classifier_node', name='edge_classifier',
+    kind = LifecycleNode if setup.managed else Node
+    classifier = kind(package=PACKAGE, executable=setup.executable, name='edge_classifier',
                       namespace=setup.namespace, output='screen', emulate_tty=True,
                       parameters=[setup.node_parameters])
     actions = [classifier]
+    if setup.autostart:
+        def transition(transition_id):
+            return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(classifier),
+                                               transition_id=transition_id))
+        # activate once configured (only after configuring: a later deactivate stays so)
+        actions.insert(0, RegisterEventHandler(OnStateTransition(
+            target_lifecycle_node=classifier, start_state='configuring', goal_state='inactive',
+            entities=[transition(Transition.TRANSITION_ACTIVATE)])))
+        actions.append(transition(Transition.TRANSITION_CONFIGURE))
     camera = None
     if setup.camera_parameters is not None:
         camera = Node(package=PACKAGE, executable='sample_camera', name='sample_camera',

@@ -22,7 +22,19 @@ def test_defaults_give_relative_topics_and_the_default_model():
     assert setup.namespace == '' and setup.camera_parameters is None
     assert setup.node_parameters == {
         'model': 'efficientnet_lite0', 'output_topic': 'classification', 'reliability': 'auto',
-        'per_source_output': False, 'image_topics': ['image_raw'], 'compressed_topics': ['']}
+        'per_source_output': False, 'image_topics': ['image_raw'], 'compressed_topics': [''],
+        'overlay_width': 640}
+    assert (setup.executable, setup.managed, setup.autostart) == ('classifier_node', False,
+                                                                  False)
+
+
+@pytest.mark.parametrize('managed, autostart, expected', [
+    ('true', 'true', ('classifier_lifecycle_node', True, True)),
+    ('true', 'false', ('classifier_lifecycle_node', True, False)),
+    ('false', 'true', ('classifier_node', False, False))])
+def test_managed_mode(managed, autostart, expected):
+    setup = plan(defaults(managed=managed, autostart=autostart))
+    assert (setup.executable, setup.managed, setup.autostart) == expected
 
 
 @pytest.mark.parametrize('text, topics', [
@@ -63,6 +75,8 @@ def test_a_compressed_sample_camera_is_subscribed_as_compressed():
     ('image_topics', '[a b]', ['image_topics', 'without spaces']),
     ('image_topics', '[a, b', ['image_topics', 'a list of topic names']),
     ('model', ' ', ['model']),
+    ('managed', 'maybe', ["managed:='maybe'"]),
+    ('overlay_width', '-5', ["overlay_width:='-5'", '0..7680']),
 ])
 def test_bad_arguments_name_the_argument(name, value, words):
     with pytest.raises(LaunchArgumentError) as err:

@@ -284,3 +284,20 @@ def test_auto_reliability_matches_the_camera(ros, sample_bgr, camera_reliability
     assert f'subscribed to {topic} (Image, reliable, auto)' in err
     downgraded = 're-subscribing best effort' in err
     assert downgraded == (camera_reliability == 'best_effort'), err
+
+
+def test_startup_errors_name_the_yaml_file_or_the_parameter(tmp_path, default_cfg):
+    """A bad value from a model YAML names the file; one set with -p names the node."""
+    from helpers import write_params_file
+    yaml_path = write_params_file(default_cfg.replace(top_k=7), tmp_path / 'my_model.yaml')
+    yaml_path.write_text(yaml_path.read_text().replace('top_k: 7', 'top_k: 0'))
+    for params, words in (({'model': str(yaml_path)}, [str(yaml_path), "'top_k'"]),
+                          ({'top_k': 5000}, ['parameter top_k', 'set on /edge_classifier']),
+                          ({'workers': 'two'}, ["'workers'", "'two'", 'efficientnet_lite0.yaml',
+                                                'parameters workers set on /edge_classifier'])):
+        proc = ros_process('edge_classifier.node', params)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2, err
+        assert 'Traceback' not in err and 'parameters of /edge_classifier' not in err
+        for word in words:
+            assert word in err, (params, err)

@@ -1,6 +1,6 @@
 """Print the Classification messages a classifier publishes, with class names.
 
-    ros2 run edge_classifier classification_echo [--topic /classification] [--count N]
+    ros2 run edge_classifier classification_echo [--topic classification] [--count N]
 
 Class names come from the node's LabelInfo (<topic>/label_info, latched), so this also
 shows a late subscriber getting the label map.
@@ -24,7 +24,7 @@ def format_result(msg, names):
 class Echo:
     """Subscribes to a Classification topic and its label map; collects what arrives."""
 
-    def __init__(self, node, topic='/classification', on_message=None):
+    def __init__(self, node, topic='classification', on_message=None):
         self.node = node
         self.names = {}
         self.received = []
@@ -45,7 +45,8 @@ class Echo:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--topic', default='/classification')
+    parser.add_argument('--topic', default='classification',
+                        help='relative names follow --ros-args -r __ns:=...')
     parser.add_argument('--count', type=int, default=0, help='stop after N messages')
     parser.add_argument('--timeout', type=float, default=0, help='stop after S seconds')
     args, ros_args = parser.parse_known_args(argv)

@@ -1,0 +1,102 @@
+"""The overlay image: the classified frame with its top-k drawn on it (ROS-free).
+
+frame_to_bgr() turns a Frame of any supported encoding into BGR at a chosen width;
+draw() writes the model name and the top-k (names and scores) on it; OverlayWorker does
+both on a thread of its own from a one-frame slot, so drawing never delays inference and
+a busy drawer drops stale frames (the newest result wins).
+"""
+import threading
+
+import cv2
+import numpy as np
+
+_TO_BGR = {'rgb': cv2.COLOR_RGB2BGR, 'bgra': cv2.COLOR_BGRA2BGR, 'rgba': cv2.COLOR_RGBA2BGR,
+           'gray': cv2.COLOR_GRAY2BGR, 'yuyv': cv2.COLOR_YUV2BGR_YUYV,
+           'uyvy': cv2.COLOR_YUV2BGR_UYVY}
+
+
+def frame_to_bgr(frame, width=0):
+    """A new BGR array of the frame, scaled to `width` pixels wide (0: the frame's size)."""
+    if frame.kind == 'nv12':
+        h, w = frame.data.shape
+        nv12 = np.empty((h * 3 // 2, w), np.uint8)
+        nv12[:h] = frame.data
+        nv12[h:] = frame.uv.reshape(h // 2, w)
+        bgr = cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12)
+    elif frame.kind == 'bgr':
+        bgr = frame.data
+    else:
+        bgr = cv2.cvtColor(np.ascontiguousarray(frame.data), _TO_BGR[frame.kind])
+    if width and width != bgr.shape[1]:
+        height = max(1, round(bgr.shape[0] * width / bgr.shape[1]))
+        interpolation = cv2.INTER_AREA if width < bgr.shape[1] else cv2.INTER_LINEAR
+        return cv2.resize(bgr, (width, height), interpolation=interpolation)
+    return bgr.copy() if bgr is frame.data else bgr
+
+
+def draw(bgr, title, hypotheses):
+    """Write `title` and one 'name  score' line per hypothesis on a dark box, top left."""
+    lines = [title] + [f'{h.class_name}  {h.score:.2f}' for h in hypotheses]
+    scale = max(0.35, min(1.2, bgr.shape[1] / 900))
+    thickness = 1 if scale < 0.8 else 2
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    sizes = [cv2.getTextSize(line, font, scale, thickness)[0] for line in lines]
+    line_h = max(h for _, h in sizes) + int(10 * scale) + 2
+    box_w = min(bgr.shape[1], max(w for w, _ in sizes) + 12)
+    box_h = min(bgr.shape[0], line_h * len(lines) + 8)
+    region = bgr[:box_h, :box_w]
+    region[:] = (region * 0.35).astype(np.uint8)  # darken: legible on any picture
+    for i, line in enumerate(lines):
+        color = (0, 255, 255) if i == 0 else (255, 255, 255)
+        cv2.putText(bgr, line, (6, 4 + line_h * (i + 1) - int(5 * scale)), font, scale, color,
+                    thickness, cv2.LINE_AA)
+    return bgr
+
+
+class OverlayWorker:
+    """Draws and hands out overlays on its own thread, from a latest-result slot.
+
+    submit(frame, hypotheses, meta, publish): publish(bgr, meta) is called on the thread.
+    A result that arrives while the previous one is still waiting replaces it (counted).
+    """
+
+    def __init__(self, title, width=0, logger=None):
+        self.title = title
+        self.width = width
+        self.log = logger
+        self.drawn = 0
+        self.dropped = 0
+        self._job = None
+        self._cond = threading.Condition()
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name='edge_classifier-overlay',
+                                        daemon=True)
+        self._thread.start()
+
+    def submit(self, frame, hypotheses, meta, publish):
+        with self._cond:
+            if self._job is not None:
+                self.dropped += 1
+            self._job = (frame, hypotheses, meta, publish)
+            self._cond.notify()
+
+    def _run(self):
+        while True:
+            with self._cond:
+                while self._running and self._job is None:
+                    self._cond.wait()
+                if not self._running:
+                    return
+                (frame, hypotheses, meta, publish), self._job = self._job, None
+            try:
+                publish(draw(frame_to_bgr(frame, self.width), self.title, hypotheses), meta)
+                self.drawn += 1
+            except Exception as exc:  # a drawing or publishing failure must not end the thread
+                if self.log is not None:
+                    self.log.error(f'overlay failed: {type(exc).__name__}: {exc}')
+
+    def stop(self, timeout=2.0):
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        self._thread.join(timeout)
