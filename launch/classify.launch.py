@@ -56,26 +56,28 @@ def _launch_setup(context):
         actions.append(camera)
     stderr, failure = [], []
 
-    def report_and_shut_down(reason):
+    def report_and_shut_down(reason, context):
         def log(_context):
             if failure:
                 get_logger('launch').error(failure[0])
-        return [OpaqueFunction(function=log), EmitEvent(event=Shutdown(reason=reason))]
+        # Already shutting down (Ctrl-C): a second Shutdown event makes launch_ros fail.
+        shutdown = [] if context.is_shutdown else [EmitEvent(event=Shutdown(reason=reason))]
+        return [OpaqueFunction(function=log)] + shutdown
 
-    def classifier_exited(event, _context):
+    def classifier_exited(event, context):
         if event.returncode:
-            failure.append(f'classifier_node exited with code {event.returncode}: '
+            failure.append(f'{setup.executable} exited with code {event.returncode}: '
                            f'{last_error_line("".join(stderr))}')
-        if failure and camera is not None and not camera_done:
+        if failure and camera is not None and not camera_done and not context.is_shutdown:
             # Stop the camera first, so that the classifier's error is printed last.
             return [EmitEvent(event=ShutdownProcess(process_matcher=matches_action(camera)))]
-        return report_and_shut_down('classifier_node exited')
+        return report_and_shut_down(f'{setup.executable} exited', context)
 
     camera_done = []
 
-    def camera_exited(_event, _context):
+    def camera_exited(_event, context):
         camera_done.append(True)
-        return report_and_shut_down('sample_camera exited')
+        return report_and_shut_down('sample_camera exited', context)
 
     actions.append(RegisterEventHandler(OnProcessIO(
         target_action=classifier,

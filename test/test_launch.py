@@ -33,9 +33,9 @@ def generate_test_description():
     return launch.LaunchDescription([
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(launch_file),
+            # default (relative) topics: the namespace moves the camera and the classifier
             launch_arguments={'model': 'efficientnet_lite0', 'camera': 'sim',
-                              'camera_rate': '5.0', 'image_topics': '[/launch_test/image]',
-                              'output_topic': '/launch_test/classification'}.items()),
+                              'camera_rate': '5.0', 'namespace': 'launch_test'}.items()),
         launch_testing.actions.ReadyToTest(),
     ])
 
