@@ -73,7 +73,7 @@ class ClassifierLifecycleNode(ClassifierWiring, LifecycleNode):
 
 
 def main(args=None):
-    return run_node(ClassifierLifecycleNode, NODE_NAME, args)
+    return run_node(ClassifierLifecycleNode, NODE_NAME, args, large_frames=True)
 
 
 if __name__ == '__main__':

@@ -487,7 +487,7 @@ class ClassifierNode(ClassifierWiring, Node):
 
 
 def main(args=None):
-    return run_node(ClassifierNode, NODE_NAME, args)
+    return run_node(ClassifierNode, NODE_NAME, args, large_frames=True)  # the overlay
 
 
 if __name__ == '__main__':

@@ -11,7 +11,6 @@ keep the photo's size), frame_id, frame_id_from_file (frame_id = the photo's fil
 stem), count (0 = forever), reliability (reliable, like most camera drivers, or
 best_effort).
 """
-import os
 import sys
 from pathlib import Path
 
@@ -147,21 +146,8 @@ class SampleCamera(Node):
         self.sent += 1
 
 
-def large_frame_profile():
-    """The Fast DDS profile that lets best-effort subscribers receive large frames."""
-    try:
-        path = resources.config_dir() / 'fastdds_large_frames.xml'
-    except FileNotFoundError:
-        return None
-    return path if path.is_file() else None
-
-
 def main(args=None):
-    # Before rclpy.init: Fast DDS reads its profile when the participant is created.
-    profile = large_frame_profile()
-    if profile and 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ:
-        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)
-    return run_node(SampleCamera, 'sample_camera', args)
+    return run_node(SampleCamera, 'sample_camera', args, large_frames=True)
 
 
 if __name__ == '__main__':
