@@ -17,6 +17,7 @@ from edge_classifier.postprocess import Hypothesis
 
 from ros_helpers import Harness, ros_process, stop, wait_for
 from test_node import small
+from test_robustness import good_image
 from test_ros_graph import _call
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -143,14 +144,6 @@ class Managed:
         return _call(self.ros, ChangeState, f'/{self.name}/change_state', request).success
 
 
-def _frame(sample_bgr, frame_id):
-    raw = encode_raw(small(sample_bgr['coffee']), 'bgr8')
-    msg = Image(height=raw.height, width=raw.width, encoding='bgr8', step=raw.step)
-    msg.data = raw.data
-    msg.header.frame_id = frame_id
-    return msg
-
-
 def test_managed_node_configure_activate_deactivate_activate(ros, sample_bgr):
     node = Managed(ros, {'image_topics': ['/lc/image'], 'output_topic': '/lc/classification',
                          'workers': 1}, 'lc_node')
@@ -161,7 +154,7 @@ def test_managed_node_configure_activate_deactivate_activate(ros, sample_bgr):
     def flows(tag):
         def arrived():
             if not any(m.header.frame_id == tag for m in results):
-                pub.publish(_frame(sample_bgr, tag))
+                pub.publish(good_image(sample_bgr, tag))
                 return False
             return True
         return wait_for(arrived, timeout=20, interval=0.3)
@@ -179,7 +172,7 @@ def test_managed_node_configure_activate_deactivate_activate(ros, sample_bgr):
         assert wait_for(lambda: pub.get_subscription_count() == 0, timeout=10)
         before = len(results)
         for i in range(3):
-            pub.publish(_frame(sample_bgr, f'inactive{i}'))
+            pub.publish(good_image(sample_bgr, f'inactive{i}'))
         assert not wait_for(lambda: len(results) > before, timeout=2), 'published while inactive'
         assert node.change(Transition.TRANSITION_ACTIVATE)
         assert flows('second-activation')
