@@ -26,6 +26,8 @@ RESIZE_MODES = ('resize_crop', 'letterbox', 'stretch')
 CHANNEL_ORDERS = ('rgb', 'bgr')
 BACKENDS = ('auto', 'onnxruntime', 'bpu')
 GRAPH_OPTIMIZATIONS = ('disable', 'basic', 'extended', 'all')
+# Input QoS reliability of the node (its `reliability` parameter and launch argument).
+RELIABILITIES = ('auto', 'reliable', 'best_effort')
 
 
 class ConfigError(EdgeClassifierError, ValueError):

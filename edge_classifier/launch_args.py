@@ -9,11 +9,10 @@ the node with the list of models, and the launch shuts down with it.
 from dataclasses import dataclass
 from typing import Dict, Optional
 
-from .config import BACKENDS
+from .config import BACKENDS, RELIABILITIES
 from .encode import COMPRESSED, ENCODINGS
 from .errors import EdgeClassifierError
 
-RELIABILITIES = ('auto', 'reliable', 'best_effort')
 CAMERAS = ('none', 'sim')
 
 # (name, default, description): what `ros2 launch edge_classifier classify.launch.py -s` shows

@@ -23,7 +23,7 @@ from vision_msgs.msg import (Classification, LabelInfo, ObjectHypothesis, Vision
                              VisionInfo)
 
 from . import config as model_config
-from .config import ConfigError
+from .config import RELIABILITIES, ConfigError
 from .errors import EdgeClassifierError
 from .frames import compressed_msg_to_frame, image_msg_to_frame
 from .overlay import OverlayWorker
@@ -39,7 +39,6 @@ NODE_NAME = 'edge_classifier'
 # Parameters that take effect at run time; every other one is read-only (fixed at startup).
 RUNTIME_KEYS = ('top_k', 'score_threshold')
 RESTART = 'Read-only: fixed at startup, restart the node to change it.'
-RELIABILITIES = ('auto', 'reliable', 'best_effort')
 ERROR_STREAK = 5  # consecutive backend failures before diagnostics report ERROR
 INT_MAX = 2 ** 31 - 1
 
@@ -104,9 +103,13 @@ class ClassifierWiring:
         except InvalidParameterValueException as exc:
             raise StartupError(f'parameter {name} ({self._where(name)}): {exc}') from exc
 
+    def _overrides(self):
+        """Values given with -p or --params-file (rclpy keeps them here)."""
+        return getattr(self, '_parameter_overrides', {})
+
     def _where(self, key):
         """Where a parameter's value came from, for error messages."""
-        if key in getattr(self, '_parameter_overrides', {}):  # rclpy keeps -p/params-file here
+        if key in self._overrides():
             return f'set on {self.get_fully_qualified_name()} (-p or --params-file)'
         return self._model_origin
 
@@ -143,7 +146,7 @@ class ClassifierWiring:
                 text = 'classes scoring below this are left out (LabelInfo.threshold).'
             values[key] = self._declare(key, default, text, read_only=key not in RUNTIME_KEYS,
                                         **ranges)
-        overridden = sorted(k for k in values if k in getattr(self, '_parameter_overrides', {}))
+        overridden = sorted(k for k in values if k in self._overrides())
         origin = base.origin + (f' with parameters {", ".join(overridden)} set on '
                                 f'{self.get_fully_qualified_name()}' if overridden else '')
         try:
@@ -203,8 +206,7 @@ class ClassifierWiring:
 
     def _reject_unknown_parameters(self):
         """A params file key this node does not know is a typo: fail, do not ignore it."""
-        overrides = getattr(self, '_parameter_overrides', {})
-        unknown = sorted(name for name in overrides
+        unknown = sorted(name for name in self._overrides()
                          if not self.has_parameter(name) and not name.startswith('qos_overrides.'))
         if unknown:
             raise StartupError(f'unknown parameter(s) {", ".join(unknown)}; this node takes: '
@@ -226,7 +228,7 @@ class ClassifierWiring:
         threshold_changed = updated.score_threshold != self.cfg.score_threshold
         self.cfg = updated
         if self.classifier is not None:
-            self.classifier.settings = Settings(updated.top_k, updated.score_threshold)
+            self.classifier.settings = Settings.from_config(updated)
             if threshold_changed and self.label_pub is not None:
                 self._publish_label_info()
         self.get_logger().info(f'now top_k={updated.top_k}, '
@@ -239,7 +241,6 @@ class ClassifierWiring:
             self.classifier = Classifier(self.cfg)
         except EdgeClassifierError as exc:
             raise StartupError(str(exc)) from exc
-        self.classifier.settings = Settings(self.cfg.top_k, self.cfg.score_threshold)
         backend = self.classifier.backend
         if self.classifier.untrained:
             self.get_logger().error(
@@ -259,6 +260,19 @@ class ClassifierWiring:
             self.declare_parameter('class_names', labels, ParameterDescriptor(
                 description='class names by class_id (the label database).', read_only=True))
         self.overlay_pubs[None] = self.create_publisher(Image, out + '/overlay', 1)
+        # The inputs, resolved once: (message type, topic, frame conversion).
+        self.inputs = [(msg_type, self.resolve_topic_name(topic), to_frame)
+                       for msg_type, topics, to_frame in (
+                           (Image, self.io['image_topics'], image_msg_to_frame),
+                           (CompressedImage, self.io['compressed_topics'],
+                            compressed_msg_to_frame))
+                       for topic in topics]
+        if self.io['per_source_output']:
+            for _, topic, _ in self.inputs:
+                per_source = topic.rstrip('/') + '/classification'
+                self.source_pubs[topic] = self.create_publisher(Classification, per_source, 10)
+                self.overlay_pubs[topic] = self.create_publisher(Image, per_source + '/overlay',
+                                                                 1)
         self.overlay = OverlayWorker(f'{self.cfg.model_name} ({backend.name})',
                                      self.io['overlay_width'], self.get_logger())
         self.pool = WorkerPool(self.classifier, self.cfg.workers, on_result=self._publish,
@@ -275,20 +289,9 @@ class ClassifierWiring:
         self._publish_label_info()
         self.diag_timer = self.create_timer(self.io['diagnostics_period'],
                                             self._publish_diagnostics)
-        for msg_type, topics, to_frame in (
-                (Image, self.io['image_topics'], image_msg_to_frame),
-                (CompressedImage, self.io['compressed_topics'], compressed_msg_to_frame)):
-            for topic in topics:
-                resolved = self.resolve_topic_name(topic)
-                if self.io['per_source_output'] and resolved not in self.source_pubs:
-                    per_source = resolved.rstrip('/') + '/classification'
-                    self.source_pubs[resolved] = self.create_publisher(
-                        Classification, per_source, 10)
-                    self.overlay_pubs[resolved] = self.create_publisher(
-                        Image, per_source + '/overlay', 1)
-                reliability = 'reliable' if self.io['reliability'] == 'auto' \
-                    else self.io['reliability']
-                self._subscribe(msg_type, resolved, to_frame, reliability)
+        reliability = 'reliable' if self.io['reliability'] == 'auto' else self.io['reliability']
+        for msg_type, topic, to_frame in self.inputs:
+            self._subscribe(msg_type, topic, to_frame, reliability)
         self._active = True
 
     def _deactivate(self):

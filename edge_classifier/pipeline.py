@@ -28,6 +28,10 @@ class Settings:
     top_k: int
     score_threshold: float
 
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(cfg.top_k, cfg.score_threshold)
+
 
 class Classifier:
     """One model, loaded once; thread-safe classify()."""
@@ -43,7 +47,7 @@ class Classifier:
         except Exception:
             self.backend.close()
             raise
-        self.settings = Settings(cfg.top_k, cfg.score_threshold)
+        self.settings = Settings.from_config(cfg)
         self._local = threading.local()
 
     @property

