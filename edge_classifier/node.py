@@ -377,8 +377,18 @@ class ClassifierWiring:
         self._downgrade.clear()
 
     def _publish(self, result):
-        if not self._active:  # a frame still in a worker when the node was deactivated
+        # A frame still in a worker when the node was deactivated, or when a signal shut
+        # the context down before the workers were joined: nothing to publish to.
+        if not self._active or not self.context.ok():
             return
+        try:
+            self._publish_result(result)
+        except Exception:
+            if self.context.ok():
+                raise
+            # the context was shut down between the check above and a call into rcl
+
+    def _publish_result(self, result):
         msg = Classification()
         msg.header = result.meta
         msg.results = [ObjectHypothesis(class_id=h.class_id, score=h.score)
@@ -406,6 +416,8 @@ class ClassifierWiring:
         try:
             pub.publish(msg)
         except Exception as exc:  # RCLError under load, or during shutdown
+            if not self.context.ok():
+                return
             self.get_logger().warning(f'publish on {pub.topic_name} failed: {exc}',
                                       throttle_duration_sec=5.0)
 
