@@ -2,15 +2,23 @@
 SHELL := /bin/bash
 VENV  ?= $(CURDIR)/.venv
 PY    := $(VENV)/bin/python
+# The second environment: ROS 2 Jazzy wheels (cp311 only) with Jazzy-era numpy/OpenCV/ORT.
+JAZZY_VENV   ?= $(CURDIR)/.venv-jazzy
+JAZZY_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 # DDS stays on the loopback; a random domain keeps parallel runs on one machine apart.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 ROS_DOMAIN_ID ?= $(shell echo $$(( RANDOM % 100 + 1 )))
 export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup setup-jazzy demo test test-jazzy bench clean
 setup:
 	@EDGE_CLASSIFIER_VENV=$(VENV) bash standalone/setup_env.sh
+
+setup-jazzy:
+	@EDGE_CLASSIFIER_VENV=$(JAZZY_VENV) PYTHON=$(JAZZY_PYTHON) \
+	  EDGE_CLASSIFIER_REQUIREMENTS=$(CURDIR)/standalone/requirements-jazzy.txt \
+	  bash standalone/setup_env.sh
 
 demo: setup
 	@$(PY) -m edge_classifier.tools.demo
@@ -18,6 +26,10 @@ demo: setup
 test: setup
 	@echo "[test] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"
 	@$(PY) -m pytest test $(PYTEST_ARGS)
+
+test-jazzy: setup-jazzy
+	@echo "[test-jazzy] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"
+	@$(JAZZY_VENV)/bin/python -m pytest test $(PYTEST_ARGS)
 
 bench: setup
 	@$(PY) -m edge_classifier.tools.bench

@@ -23,6 +23,7 @@ from vision_msgs.msg import (Classification, LabelInfo, ObjectHypothesis, Vision
                              VisionInfo)
 
 from . import config as model_config
+from .compat import SubscriptionEventCallbacks
 from .config import RELIABILITIES, ConfigError
 from .errors import EdgeClassifierError
 from .frames import compressed_msg_to_frame, image_msg_to_frame
@@ -30,10 +31,6 @@ from .overlay import OverlayWorker
 from .pipeline import Classifier, Settings, WorkerPool
 from .ros_main import run_node
 
-try:  # Jazzy and later
-    from rclpy.event_handler import SubscriptionEventCallbacks
-except ImportError:  # Humble
-    from rclpy.qos_event import SubscriptionEventCallbacks
 
 NODE_NAME = 'edge_classifier'
 # Parameters that take effect at run time; every other one is read-only (fixed at startup).

@@ -14,15 +14,10 @@ import sys
 
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from . import resources
 from .errors import EXIT_USAGE, EdgeClassifierError
-
-try:
-    from rclpy.executors import ExternalShutdownException
-except ImportError:  # pragma: no cover - very old rclpy
-    ExternalShutdownException = KeyboardInterrupt
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

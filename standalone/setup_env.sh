@@ -2,10 +2,13 @@
 # Standalone environment for machines with no ROS 2 install (CI, laptops, these VMs).
 #
 #   standalone/setup_env.sh            # creates/updates .venv at the repository root
+#   EDGE_CLASSIFIER_VENV=.venv-jazzy EDGE_CLASSIFIER_REQUIREMENTS=standalone/requirements-jazzy.txt \
+#     standalone/setup_env.sh          # the same on ROS 2 Jazzy with Jazzy-era numpy/OpenCV
 #
 # Steps, each skipped when its inputs did not change (a re-run takes about a second):
-#   1. .venv with ROS 2 Kilted rclpy + messages from PyPI wheels, ONNX Runtime, OpenCV,
-#      numpy, PyYAML, pytest, colcon (standalone/requirements.txt, pinned).
+#   1. .venv with ROS 2 rclpy + messages from PyPI wheels, ONNX Runtime, OpenCV, numpy,
+#      PyYAML, pytest, colcon (standalone/requirements.txt, pinned per Python: 3.10-3.12;
+#      requirements-jazzy.txt: Jazzy, whose wheels are for Python 3.11 only).
 #   2. vision_msgs (not on PyPI) built from standalone/vision_msgs with the wheels'
 #      ament_cmake/rosidl into the venv prefix, when `import vision_msgs` fails.
 #   3. edge_classifier installed editable, with its ament index entry and share/ files
@@ -17,6 +20,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${EDGE_CLASSIFIER_VENV:-$ROOT/.venv}"
+REQUIREMENTS="${EDGE_CLASSIFIER_REQUIREMENTS:-$ROOT/standalone/requirements.txt}"
 PYTHON="${PYTHON:-python3}"
 STAMPS="$VENV/.edge_classifier"
 PIP_QUIET=(--quiet --disable-pip-version-check)
@@ -43,10 +47,10 @@ PYVER="$("$VPY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[
 SITE="$VENV/lib/python$PYVER/site-packages"
 
 # 1. requirements
-req_sha="$(sha "$ROOT/standalone/requirements.txt")"
+req_sha="$(sha "$REQUIREMENTS")"
 if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$req_sha" ]; then
-  log "installing standalone/requirements.txt (ROS 2 Kilted wheels, onnxruntime, opencv, ...)"
-  quiet_pip "$VPY" -m pip install "${PIP_QUIET[@]}" -r "$ROOT/standalone/requirements.txt"
+  log "installing $REQUIREMENTS into $VENV (Python $PYVER; ROS 2 wheels, onnxruntime, opencv, ...)"
+  quiet_pip "$VPY" -m pip install "${PIP_QUIET[@]}" -r "$REQUIREMENTS"
   echo "$req_sha" > "$STAMPS/requirements"
 fi
 # The wheels' own .pth sets LD_LIBRARY_PATH; ours points the ament index at the venv

@@ -4,6 +4,7 @@ image's header and its size as the score of class 'pixels'."""
 import sys
 
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, ObjectHypothesis
 
@@ -23,7 +24,7 @@ def main():
     print('ready', flush=True)
     try:
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C; which one depends on the distro
         pass
     node.destroy_node()
     rclpy.try_shutdown()

@@ -11,6 +11,7 @@ import sys
 import time
 
 import rclpy
+from rclpy.executors import ExternalShutdownException
 
 from .. import resources
 from ..ros_main import node_command
@@ -68,7 +69,7 @@ def main(argv=None):
             if status:
                 break
             rclpy.spin_once(listener, timeout_sec=0.1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C; which one depends on the distro
         status = 130
     finally:
         codes = []

