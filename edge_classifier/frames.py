@@ -109,16 +109,75 @@ def image_msg_to_frame(msg):
     return image_to_frame(msg.encoding, msg.height, msg.width, msg.step, msg.data)
 
 
-def compressed_to_frame(fmt, data):
-    """Fields of a sensor_msgs/CompressedImage (jpeg or png) to a BGR Frame."""
+# Above 8K video (7680 x 4320 = 33.2 MP): a decoded frame this size is 120 MB of BGR.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+_PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+# JPEG start-of-frame markers (baseline, progressive, lossless, ...): not DHT/JPG/DAC
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+            (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
+def compressed_size(buf):
+    """(kind, width, height) read from a JPEG or PNG header, without decoding anything."""
+    head = bytes(buf[:32])
+    if head[:8] == _PNG_MAGIC:
+        if len(head) < 24 or head[12:16] != b'IHDR':
+            raise FrameError('PNG without an IHDR chunk where the header must be')
+        return 'png', int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big')
+    if head[:2] != b'\xff\xd8':
+        raise FrameError(f'{len(buf)} bytes that are neither JPEG nor PNG (they start with '
+                         f'{head[:8].hex()})')
+    data, pos, end = memoryview(buf), 2, len(buf)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            raise FrameError(f'JPEG header damaged at byte {pos} (no marker)')
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            pos += 2
+            continue
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if marker in _JPEG_SOF and pos + 9 <= end:
+            height = (data[pos + 5] << 8) | data[pos + 6]
+            width = (data[pos + 7] << 8) | data[pos + 8]
+            return 'jpeg', width, height
+        if marker == 0xDA or length < 2:  # scan data before any frame header
+            break
+        pos += 2 + length
+    raise FrameError('JPEG without a frame header (SOF) before its image data')
+
+
+def compressed_to_frame(fmt, data, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, geometry=None):
+    """Fields of a sensor_msgs/CompressedImage (jpeg or png) to a BGR Frame.
+
+    The size is read from the header first: more than `max_pixels` (0: no limit) is refused
+    before anything is decoded, so a small file declaring a huge image (a decompression
+    bomb) costs nothing. With `geometry` (the model input's nv12.Geometry), a JPEG much
+    larger than the model needs is decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself,
+    never below what the geometry needs (`Geometry.reduction`).
+    """
     fmt_l = (fmt or '').lower()
     if 'compresseddepth' in fmt_l or not any(token in fmt_l for token in COMPRESSED_FORMATS):
         raise FrameError(f'unsupported compressed format {fmt!r}; supported: jpeg, png')
     buf = _buffer(data)
     if buf.size == 0:
         raise FrameError(f'empty {fmt} image')
+    kind, width, height = compressed_size(buf)
+    if width <= 0 or height <= 0:
+        raise FrameError(f'{kind} header declares a {width}x{height} image')
+    if max_pixels and width * height > max_pixels:
+        raise FrameError(f'{kind} header declares {width}x{height} = {width * height} pixels, '
+                         f'over max_image_pixels ({max_pixels}); refused before decoding '
+                         f'(raise the parameter if a camera really sends this)')
     _check_complete(buf, fmt)
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    flags = cv2.IMREAD_COLOR
+    if kind == 'jpeg' and geometry is not None:
+        factor = geometry.reduction(width, height)
+        flags = dict(_REDUCED).get(factor, flags)
+    image = cv2.imdecode(buf, flags)
     if image is None:
         raise FrameError(f'could not decode {buf.size} bytes as {fmt} (corrupt or truncated)')
     return Frame('bgr', image)
@@ -134,8 +193,8 @@ def _check_complete(buf, fmt):
         raise FrameError(f'truncated {fmt} image: {buf.size} bytes and no PNG IEND chunk')
 
 
-def compressed_msg_to_frame(msg):
-    return compressed_to_frame(msg.format, msg.data)
+def compressed_msg_to_frame(msg, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, geometry=None):
+    return compressed_to_frame(msg.format, msg.data, max_pixels, geometry)
 
 
 def read_image(path):

@@ -26,7 +26,7 @@ from . import config as model_config
 from .compat import SubscriptionEventCallbacks
 from .config import RELIABILITIES, ConfigError
 from .errors import EdgeClassifierError
-from .frames import compressed_msg_to_frame, image_msg_to_frame
+from .frames import DEFAULT_MAX_IMAGE_PIXELS, compressed_msg_to_frame, image_msg_to_frame
 from .overlay import OverlayWorker
 from .pipeline import Classifier, Settings, WorkerPool
 from .ros_main import run_node
@@ -180,13 +180,20 @@ class ClassifierWiring:
             'overlay_width', 640, 'width of the overlay image (classification/overlay, drawn '
             'only while it has subscribers); 0 = the source frame\'s size.',
             integer_range=[IntegerRange(from_value=0, to_value=7680, step=1)])
+        max_pixels = self._declare(
+            'max_image_pixels', DEFAULT_MAX_IMAGE_PIXELS,
+            'compressed frames whose JPEG/PNG header declares more pixels are refused before '
+            'decoding and counted as malformed (a decompression bomb costs nothing); '
+            '0 = no limit.',
+            integer_range=[IntegerRange(from_value=0, to_value=2**31 - 1, step=1)])
         io = {'image_topics': _topic_list('image_topics', image_topics),
               'compressed_topics': _topic_list('compressed_topics', compressed),
               'reliability': reliability, 'depth': _number('depth', depth, 1, int),
               'output_topic': output_topic,
               'diagnostics_period': _number('diagnostics_period', period, 0.01),
               'per_source_output': per_source,
-              'overlay_width': _number('overlay_width', overlay_width, 0, int)}
+              'overlay_width': _number('overlay_width', overlay_width, 0, int),
+              'max_image_pixels': _number('max_image_pixels', max_pixels, 0, int)}
         if reliability not in RELIABILITIES:
             raise StartupError(f'parameter reliability: {reliability!r} is not one of '
                                + ', '.join(RELIABILITIES))
@@ -257,12 +264,17 @@ class ClassifierWiring:
             self.declare_parameter('class_names', labels, ParameterDescriptor(
                 description='class names by class_id (the label database).', read_only=True))
         self.overlay_pubs[None] = self.create_publisher(Image, out + '/overlay', 1)
-        # The inputs, resolved once: (message type, topic, frame conversion).
+        # The inputs, resolved once: (message type, topic, frame conversion). A JPEG is
+        # decoded no larger than this model's input needs; a huge one is refused unread.
+        geometry, max_pixels = self.classifier.geometry, self.io['max_image_pixels']
+
+        def decompress(msg):
+            return compressed_msg_to_frame(msg, max_pixels, geometry)
+
         self.inputs = [(msg_type, self.resolve_topic_name(topic), to_frame)
                        for msg_type, topics, to_frame in (
                            (Image, self.io['image_topics'], image_msg_to_frame),
-                           (CompressedImage, self.io['compressed_topics'],
-                            compressed_msg_to_frame))
+                           (CompressedImage, self.io['compressed_topics'], decompress))
                        for topic in topics]
         if self.io['per_source_output']:
             for _, topic, _ in self.inputs:

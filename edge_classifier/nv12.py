@@ -88,6 +88,20 @@ class Geometry:
     def from_config(cls, cfg):
         return cls(cfg.input_width, cfg.input_height, cfg.resize_mode, cfg.resize_short_side)
 
+    def reduction(self, src_w, src_h):
+        """The largest of 8, 4, 2 (else 1) a src_w x src_h image can be shrunk by before
+        plan() without losing what the model input needs: the short side stays at least
+        short_side (resize_crop), or both sides at least the input's."""
+        for factor in (8, 4, 2):
+            w, h = -(-src_w // factor), -(-src_h // factor)  # libjpeg rounds up
+            if self.mode == 'resize_crop' and self.short_side:
+                enough = min(w, h) >= self.short_side
+            else:
+                enough = w >= self.width and h >= self.height
+            if enough:
+                return factor
+        return 1
+
     def plan(self, src_w, src_h, align=1):
         """(src_rect, dst_rect), rects as (x, y, w, h); align=2 keeps chroma aligned."""
         out_w, out_h = self.width, self.height

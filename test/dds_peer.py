@@ -24,7 +24,7 @@ def main():
     print('ready', flush=True)
     try:
         rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C; which one depends on the distro
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C (distro-dependent)
         pass
     node.destroy_node()
     rclpy.try_shutdown()

@@ -69,7 +69,7 @@ def main(argv=None):
             if status:
                 break
             rclpy.spin_once(listener, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C; which one depends on the distro
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C (distro-dependent)
         status = 130
     finally:
         codes = []

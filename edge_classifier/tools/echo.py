@@ -61,7 +61,7 @@ def main(argv=None):
             if deadline and time.monotonic() > deadline:
                 break
             rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C; which one depends on the distro
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C (distro-dependent)
         pass
     finally:
         node.destroy_node()
