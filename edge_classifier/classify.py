@@ -34,9 +34,11 @@ def main(argv=None):
         changes['backend'] = args.backend
     if args.top_k is not None:
         changes['top_k'] = args.top_k
+    if args.models_dir:
+        changes['models_dir'] = args.models_dir
     if changes:
         cfg = cfg.replace(**changes)
-    clf = Classifier(cfg, models_dir=args.models_dir)
+    clf = Classifier(cfg)
     if clf.untrained:
         print(f'WARNING: {clf.backend.describe()}: results are meaningless', file=sys.stderr)
     status = 0

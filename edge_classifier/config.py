@@ -26,6 +26,7 @@ RESIZE_MODES = ('resize_crop', 'letterbox', 'stretch')
 CHANNEL_ORDERS = ('rgb', 'bgr')
 BACKENDS = ('auto', 'onnxruntime', 'bpu')
 GRAPH_OPTIMIZATIONS = ('disable', 'basic', 'extended', 'all')
+ORT_SPINNING = ('never', 'in_run', 'always')
 # Input QoS reliability of the node (its `reliability` parameter and launch argument).
 RELIABILITIES = ('auto', 'reliable', 'best_effort')
 
@@ -64,7 +65,11 @@ class ModelConfig:
     # Execution
     backend: str = 'auto'
     workers: int = 2
-    ort_intra_op_threads: int = 1
+    # ONNX Runtime threads per inference (0: one per core) and whether they spin waiting
+    # for work: in_run = only while an inference runs (fast hand-offs inside it, no CPU
+    # burnt between frames), always = ORT's default (keeps spinning after a run), never.
+    ort_intra_op_threads: int = 0
+    ort_spinning: str = 'in_run'
     ort_graph_optimization: str = 'all'
     bpu_core_id: int = 0
     bpu_priority: int = 0
@@ -78,14 +83,14 @@ class ModelConfig:
     origin: str = field(default='', compare=False, repr=False)
 
     # ---- paths -------------------------------------------------------------------------
-    def models_directory(self, override=None):
-        return resources.models_dir(override or self.models_dir or None)
+    def models_directory(self):
+        return resources.models_dir(self.models_dir or None)
 
-    def resolve(self, value, models_dir=None):
+    def resolve(self, value):
         """A config path as an absolute Path (relative ones against the models dir)."""
         path = Path(value).expanduser()
         if not path.is_absolute():
-            path = self.models_directory(models_dir) / path
+            path = self.models_directory() / path
         return path
 
     def reference(self):
@@ -100,13 +105,13 @@ class ModelConfig:
             pass
         return str(path)
 
-    def prepare_hint(self, key, models_dir=None):
+    def prepare_hint(self, key):
         """The command (or step) that makes the file under `key` exist, for error messages."""
         python = sys.executable if shutil.which('python3') != sys.executable else 'python3'
         tool = f'{python} -m edge_classifier.tools.models prepare {self.reference()}'
-        if models_dir or self.models_dir:
-            tool += f' --models-dir {models_dir or self.models_dir}'
-        path = self.resolve(getattr(self, key), models_dir)
+        if self.models_dir:
+            tool += f' --models-dir {self.models_dir}'
+        path = self.resolve(getattr(self, key))
         if key == 'bpu_path':
             hint = f'copy the RDK model zoo\'s compiled model to {path}'
             return hint + (f', or run `{tool} --download` where the network reaches the zoo'
@@ -133,7 +138,7 @@ class ModelConfig:
 _FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig) if f.name != 'origin'}
 _DEFAULTS = ModelConfig()
 _CHOICES = {'resize_mode': RESIZE_MODES, 'channel_order': CHANNEL_ORDERS, 'backend': BACKENDS,
-            'ort_graph_optimization': GRAPH_OPTIMIZATIONS}
+            'ort_graph_optimization': GRAPH_OPTIMIZATIONS, 'ort_spinning': ORT_SPINNING}
 
 
 def _check_type(origin, key, value):

@@ -45,7 +45,8 @@ _INT_RANGES = {'workers': (1, 64), 'input_width': (2, 8192), 'input_height': (2,
                'ort_intra_op_threads': (0, 64), 'bpu_core_id': (0, 64), 'bpu_priority': (0, 255)}
 _CHOICES = {'resize_mode': model_config.RESIZE_MODES,
             'channel_order': model_config.CHANNEL_ORDERS, 'backend': model_config.BACKENDS,
-            'ort_graph_optimization': model_config.GRAPH_OPTIMIZATIONS}
+            'ort_graph_optimization': model_config.GRAPH_OPTIMIZATIONS,
+            'ort_spinning': model_config.ORT_SPINNING}
 
 
 class StartupError(EdgeClassifierError):

@@ -34,16 +34,17 @@ class Settings:
 
 
 class Classifier:
-    """One model, loaded once; thread-safe classify()."""
+    """One model, loaded once; thread-safe. The frame path, in three stages that the CLI,
+    the worker pool and the benchmarks all use: convert (frame -> NV12 at the model's
+    input size), infer (NV12 -> scores, on whichever backend), postprocess (top-k)."""
 
-    def __init__(self, cfg, backend=None, models_dir=None):
+    def __init__(self, cfg, backend=None):
         self.cfg = cfg
-        self.models_dir = models_dir
         self.geometry = Geometry.from_config(cfg)
-        self.backend = create_backend(cfg, models_dir, backend).load()
+        self.backend = create_backend(cfg, backend).load()
         try:
-            self.labels = (load_labels(cfg.resolve(cfg.labels_path, models_dir),
-                                       cfg.num_classes) if cfg.labels_path else None)
+            self.labels = (load_labels(cfg.resolve(cfg.labels_path), cfg.num_classes)
+                           if cfg.labels_path else None)
         except Exception:
             self.backend.close()
             raise
@@ -54,28 +55,31 @@ class Classifier:
     def untrained(self):
         return self.backend.untrained
 
-    def _nv12_buffer(self):
-        buf = getattr(self._local, 'nv12', None)
-        if buf is None:
-            buf = self._local.nv12 = np.empty(nv12_size(self.geometry.width,
-                                                        self.geometry.height), np.uint8)
-        return buf
+    def nv12_buffer(self):
+        """A new buffer for one NV12 frame of the model's input size."""
+        return np.empty(nv12_size(self.geometry.width, self.geometry.height), np.uint8)
 
-    def to_nv12(self, frame, out=None):
+    def convert(self, frame, out=None):
+        """Stage 1: a Frame cropped/resized to the model input, as NV12 bytes (into out)."""
         return to_nv12(frame, self.geometry, out=out)
 
+    def infer(self, nv12):
+        """Stage 2: the backend on one NV12 buffer (the board's input format): scores."""
+        return self.backend.infer([nv12])[0]
+
     def postprocess(self, scores, k=None, threshold=None):
+        """Stage 3: softmax (if the config asks) and top-k above the score threshold."""
         settings = self.settings  # read once: a concurrent update is never half-applied
         return top_k(scores, settings.top_k if k is None else k,
                      settings.score_threshold if threshold is None else threshold,
                      self.labels, self.cfg.softmax)
 
-    def classify_nv12(self, nv12):
-        return self.postprocess(self.backend.infer([nv12])[0])
-
     def classify(self, frame):
-        """Frame -> NV12 -> backend -> top-k: exactly the node's path."""
-        return self.classify_nv12(self.to_nv12(frame, out=self._nv12_buffer()))
+        """Frame -> NV12 -> backend -> top-k, synchronously (this thread's buffer)."""
+        buf = getattr(self._local, 'nv12', None)
+        if buf is None:
+            buf = self._local.nv12 = self.nv12_buffer()
+        return self.postprocess(self.infer(self.convert(frame, out=buf)))
 
     def close(self):
         self.backend.close()
@@ -120,23 +124,32 @@ class SourceStats:
 
 @dataclass
 class _Slot:
-    job: Optional[tuple] = None
-    seq: int = 0
+    """A source's newest frame not yet taken: `raw` (as submitted) and/or `ready` (already
+    converted to NV12 by the converter, older than `raw` when both are set)."""
+    raw: Optional[tuple] = None        # (seq, make_frame, meta, t_in)
+    ready: Optional[tuple] = None      # (seq, frame, nv12, meta, t_in)
 
 
 class WorkerPool:
-    """N workers over latest-frame slots, one per source.
+    """N inference workers over latest-frame slots, one per source, and one converter.
 
-    submit(source, make_frame, meta): make_frame() is called in a worker and returns a
-    Frame (decoding happens off the caller's thread); a FrameError it raises counts the
-    frame as malformed. on_result(Result) is called from the worker thread;
-    on_error(source, kind, exception) for malformed frames ('malformed') and backend
-    failures ('error'). Failures of those callbacks and of the warm-up go to `logger`
-    (anything with error(str): the node passes its ROS logger, so they reach /rosout).
+    submit(source, make_frame, meta): make_frame() is called off the caller's thread and
+    returns a Frame (decoding happens there); a FrameError it raises counts the frame as
+    malformed. A worker takes the oldest waiting frame across sources (fair), converts it
+    if the converter has not, infers and post-processes it. While every worker is busy the
+    converter converts the newest waiting frame ahead, so conversion overlaps inference
+    (with one worker too); a converted frame that a newer one replaces before a worker takes
+    it is a counted drop, like a replaced raw one. At most one raw and one converted frame
+    wait per source: memory is bounded whatever the input rate.
+
+    on_result(Result) is called from the worker thread; on_error(source, kind, exception)
+    for malformed frames ('malformed') and backend failures ('error'). Failures of those
+    callbacks and of the warm-up go to `logger` (anything with error(str): the node passes
+    its ROS logger, so they reach /rosout).
     """
 
     def __init__(self, classifier, workers=None, on_result=None, on_error=None,
-                 clock=time.monotonic, warmup=True, logger=None):
+                 clock=time.monotonic, warmup=True, logger=None, convert_ahead=True):
         self.classifier = classifier
         self.log = logger or log
         self.workers = workers or classifier.cfg.workers
@@ -144,9 +157,12 @@ class WorkerPool:
         self.on_error = on_error or (lambda source, kind, exc: None)
         self.clock = clock
         self.warmup = warmup
+        self.convert_ahead = convert_ahead
         self._cond = threading.Condition()
         self._slots = collections.OrderedDict()
         self._seq = 0
+        self._idle = 0                 # workers waiting for a frame
+        self._spare = []               # NV12 buffers for frames converted ahead
         self._running = False
         self._threads = []
         self._inference = _Window()
@@ -156,6 +172,7 @@ class WorkerPool:
         self.sources = collections.defaultdict(SourceStats)
         self.consecutive_errors = 0
         self.started_at = None
+        self.converted_ahead = 0
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self):
@@ -164,9 +181,11 @@ class WorkerPool:
                 return self
             self._running = True
         self.started_at = self.clock()
-        for i in range(self.workers):
-            thread = threading.Thread(target=self._work, name=f'edge_classifier-worker-{i}',
-                                      daemon=True)
+        targets = [(self._work, f'edge_classifier-worker-{i}') for i in range(self.workers)]
+        if self.convert_ahead:
+            targets.append((self._convert_ahead, 'edge_classifier-converter'))
+        for target, name in targets:
+            thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
         return self
@@ -198,78 +217,145 @@ class WorkerPool:
             slot = self._slots.get(source)
             if slot is None:
                 slot = self._slots[source] = _Slot()
-            if slot.job is not None:
+            if slot.raw is not None:
                 stats.dropped += 1
             self._seq += 1
-            slot.job = (make_frame, meta, now)
-            slot.seq = self._seq
-            self._cond.notify()
+            slot.raw = (self._seq, make_frame, meta, now)
+            self._cond.notify_all()
 
     def pending(self):
         with self._cond:
-            return sum(1 for slot in self._slots.values() if slot.job is not None)
+            return sum((slot.raw is not None) + (slot.ready is not None)
+                       for slot in self._slots.values())
 
     # ---- workers ------------------------------------------------------------------------
     def _take(self):
-        """The oldest waiting frame across sources (fair), or None when stopping."""
+        """The oldest waiting frame across sources, converted or not, or None when stopping.
+
+        Returns (source, seq, frame-or-make_frame, nv12-or-None, meta, t_in)."""
         with self._cond:
-            while True:
-                if not self._running:
-                    return None
-                ready = [(slot.seq, source) for source, slot in self._slots.items()
-                         if slot.job is not None]
-                if ready:
-                    _, source = min(ready)
-                    slot = self._slots[source]
-                    job, slot.job = slot.job, None
-                    return source, job
-                self._cond.wait()
+            self._idle += 1
+            try:
+                while self._running:
+                    oldest = None
+                    for source, slot in self._slots.items():
+                        for entry in (slot.ready, slot.raw):
+                            if entry is not None and (oldest is None or entry[0] < oldest[0]):
+                                oldest = (entry[0], source, entry)
+                    if oldest is not None:
+                        _, source, entry = oldest
+                        slot = self._slots[source]
+                        if entry is slot.ready:
+                            slot.ready = None
+                            seq, frame, nv12, meta, t_in = entry
+                            return source, seq, frame, nv12, meta, t_in
+                        slot.raw = None
+                        seq, make_frame, meta, t_in = entry
+                        return source, seq, make_frame, None, meta, t_in
+                    self._cond.wait()
+                return None
+            finally:
+                self._idle -= 1
+                self._cond.notify_all()  # the converter watches the idle count
+
+    def _decode_and_convert(self, source, make_frame, out):
+        """make_frame() then the conversion into `out`: (frame, nv12), or None (counted)."""
+        try:
+            frame = make_frame()
+            return frame, self.classifier.convert(frame, out=out)
+        except FrameError as exc:
+            self._count(source, 'malformed', exc)
+        except Exception as exc:  # a conversion bug must not kill the thread
+            self._count(source, 'malformed', FrameError(f'{type(exc).__name__}: {exc}'))
+        return None
 
     def _work(self):
         clf = self.classifier
-        buf = np.empty(nv12_size(clf.geometry.width, clf.geometry.height), np.uint8)
+        own = clf.nv12_buffer()
         if self.warmup:
             # One inference per thread before the first frame: the runtime's per-thread
             # state and this thread's buffers are set up now, not on a camera frame.
             try:
-                clf.backend.infer([np.full_like(buf, 128)])
+                clf.infer(np.full_like(own, 128))
             except Exception as exc:
                 self.log.error(f'warm-up inference failed: {type(exc).__name__}: {exc}')
         while True:
             taken = self._take()
             if taken is None:
                 return
-            source, (make_frame, meta, t_in) = taken
+            source, _, frame, nv12, meta, t_in = taken
+            spare = nv12
+            if nv12 is None:  # not converted ahead: convert here
+                converted = self._decode_and_convert(source, frame, own)
+                if converted is None:
+                    continue
+                frame, nv12 = converted
             try:
-                frame = make_frame()
-                nv12 = clf.to_nv12(frame, out=buf)
-            except FrameError as exc:
-                self._count(source, 'malformed', exc)
-                continue
-            except Exception as exc:  # a conversion bug must not kill the worker
-                self._count(source, 'malformed', FrameError(f'{type(exc).__name__}: {exc}'))
-                continue
-            t0 = self.clock()
-            try:
-                scores = clf.backend.infer([nv12])[0]
-            except Exception as exc:
-                self._count(source, 'error', exc)
-                continue
-            t1 = self.clock()
-            hyps = clf.postprocess(scores)
-            done = self.clock()
-            result = Result(source, meta, hyps, t_in, t1 - t0, done - t_in, frame)
+                self._infer(source, frame, nv12, meta, t_in)
+            finally:
+                if spare is not None:
+                    with self._cond:
+                        self._spare.append(spare)
+
+    def _infer(self, source, frame, nv12, meta, t_in):
+        clf = self.classifier
+        t0 = self.clock()
+        try:
+            scores = clf.infer(nv12)
+        except Exception as exc:
+            self._count(source, 'error', exc)
+            return
+        t1 = self.clock()
+        hyps = clf.postprocess(scores)
+        done = self.clock()
+        result = Result(source, meta, hyps, t_in, t1 - t0, done - t_in, frame)
+        with self._cond:
+            self.sources[source].classified += 1
+            self.consecutive_errors = 0
+            self._inference.add(t1 - t0)
+            self._end_to_end.add(done - t_in)
+            self._done_times.append(done)
+        try:
+            self.on_result(result)
+        except Exception:
+            self.log.error(f'publishing the result of a frame from {source} failed:\n'
+                           f'{traceback.format_exc()}')
+
+    def _convert_ahead(self):
+        """While no worker is idle, convert the newest waiting raw frame ahead of time."""
+        while True:
             with self._cond:
-                self.sources[source].classified += 1
-                self.consecutive_errors = 0
-                self._inference.add(t1 - t0)
-                self._end_to_end.add(done - t_in)
-                self._done_times.append(done)
-            try:
-                self.on_result(result)
-            except Exception:
-                self.log.error(f'publishing the result of a frame from {source} failed:\n'
-                               f'{traceback.format_exc()}')
+                while True:
+                    if not self._running:
+                        return
+                    newest = None
+                    if self._idle == 0:
+                        for source, slot in self._slots.items():
+                            if slot.raw is not None and (newest is None or
+                                                         slot.raw[0] > newest[1][0]):
+                                newest = (source, slot.raw)
+                    if newest is not None:
+                        break
+                    self._cond.wait()
+                source, raw = newest
+                self._slots[source].raw = None
+                out = self._spare.pop() if self._spare else None
+            seq, make_frame, meta, t_in = raw
+            converted = self._decode_and_convert(
+                source, make_frame, out if out is not None else self.classifier.nv12_buffer())
+            with self._cond:
+                if converted is None:
+                    if out is not None:
+                        self._spare.append(out)
+                    continue
+                frame, nv12 = converted
+                slot = self._slots[source]
+                if slot.ready is not None:  # an older converted frame nobody took
+                    self.sources[source].dropped += 1
+                    self._spare.append(slot.ready[2])
+                slot.ready = (seq, frame, nv12, meta, t_in)
+                self.converted_ahead += 1
+                self._cond.notify_all()
 
     def _count(self, source, kind, exc):
         with self._cond:

@@ -26,6 +26,11 @@ def _is_source_checkout(root):
     return xml.is_file() and f'<name>{PACKAGE}</name>' in xml.read_text(errors='replace')
 
 
+def source_root():
+    """The source checkout this package runs from, or None (an installed package)."""
+    return _SOURCE_ROOT if _is_source_checkout(_SOURCE_ROOT) else None
+
+
 def share_dir():
     """The package's share directory (config/, launch/), or the source tree."""
     try:

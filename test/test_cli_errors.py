@@ -35,7 +35,7 @@ def _missing_labels_yaml(tmp_path):
     ('edge_classifier.classify', ['x.png', '--model', 'nosuch'], ["unknown model 'nosuch'"]),
     ('edge_classifier.tools.bench', ['--model', '{labels}', '--workers', '1', '--seconds',
                                      '0.1', '--rounds', '1'], ['missing_labels.txt']),
-    ('edge_classifier.tools.node_bench', ['--model', 'nosuch'], ["unknown model 'nosuch'"]),
+    ('edge_classifier.tools.node_bench', ['--cases', 'nosuch'], ["unknown case(s) ['nosuch']"]),
     ('edge_classifier.tools.models', ['prepare', 'nosuch'], ["unknown model 'nosuch'"]),
     ('edge_classifier.tools.models', ['prepare', 'mobilenetv3'], ['--untrained']),
     ('edge_classifier.tools.evaluate', ['{tmp}/none', '--model', '{labels}'],

@@ -63,7 +63,8 @@ def test_size_is_read_from_the_header(sample_bgr, kind, params):
 
 
 @pytest.mark.parametrize('data, words', [
-    (b'\xff\xd8\xff\xe0\x00\x10JFIF\x00' + bytes(5) + b'\xff\xda\x00\x02', 'without a frame header'),
+    (b'\xff\xd8\xff\xe0\x00\x10JFIF\x00' + bytes(5) + b'\xff\xda\x00\x02',
+     'without a frame header'),
     (b'\xff\xd8\x00\x00\x00\x00', 'no marker'),
     (b'\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDX' + bytes(20), 'IHDR'),
     (b'GIF89a' + bytes(30), 'neither JPEG nor PNG'),

@@ -116,13 +116,65 @@ def test_latest_frame_slot_replaces_unprocessed_frames_and_counts_drops(tmp_path
         time.sleep(0.2)
         for i in range(1, 11):  # 10 more while the worker is busy: only the last survives
             pool.submit('cam', lambda: Frame('bgr', img), i)
-        assert pool.pending() == 1
+        # (converted ahead by then, or still raw: one frame waits either way)
+        assert wait_until(lambda: pool.pending() == 1)
         gate.set()
         assert out.wait(2)
         time.sleep(0.2)
         stats = pool.stats()
     assert [r.meta for r in out.results] == [0, 10]
     assert stats['dropped'] == 9 and stats['received'] == 11 and stats['classified'] == 2
+
+
+def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return predicate()
+
+
+def test_one_worker_converts_the_next_frame_while_inferring(tmp_path):
+    """The converter decodes and converts a waiting frame while the only worker infers;
+    a converted frame replaced by a newer one is a counted drop; buffers stay bounded."""
+    clf = Classifier(tiny_config(tmp_path))
+    gate, entered = threading.Semaphore(0), threading.Semaphore(0)
+    real_infer, buffers, threads = clf.backend.infer, set(), []
+
+    def held_infer(batch):
+        buffers.add(batch[0].__array_interface__['data'][0])
+        entered.release()
+        assert gate.acquire(timeout=5)
+        return real_infer(batch)
+
+    def make(i):
+        def frame():
+            threads.append((i, threading.current_thread().name))
+            return Frame('bgr', np.full((48, 64, 3), i, np.uint8))
+        return frame
+
+    clf.backend.infer = held_infer
+    out = Collector()
+    with WorkerPool(clf, 1, out.on_result, out.on_error, warmup=False) as pool:
+        pool.submit('cam', make(0), 0)
+        assert entered.acquire(timeout=5)          # frame 0 is being inferred
+        pool.submit('cam', make(1), 1)
+        assert wait_until(lambda: pool.converted_ahead == 1)
+        pool.submit('cam', make(2), 2)             # replaces converted frame 1: a drop
+        assert wait_until(lambda: pool.converted_ahead == 2)
+        gate.release()                             # 0 done; 2 is taken already converted
+        assert entered.acquire(timeout=5)
+        for i in range(3, 30):                     # a flood while 2 is inferred
+            pool.submit('cam', make(i), i)
+        assert wait_until(lambda: pool.pending() == 1)
+        gate.release()
+        assert entered.acquire(timeout=5)
+        gate.release()
+        assert out.wait(3)
+        stats = pool.stats()
+    assert [r.meta for r in out.results] == [0, 2, 29]
+    assert stats['received'] == 30 and stats['classified'] == 3 and stats['dropped'] == 27
+    assert dict(threads)[1] == 'edge_classifier-converter'
+    assert len(buffers) <= 3, 'NV12 buffers must be reused, not allocated per frame'
 
 
 def test_malformed_frames_and_backend_failures_are_counted_and_workers_go_on(tmp_path):

@@ -16,14 +16,14 @@ def bpu_available():
         return False
 
 
-def create_backend(cfg, models_dir=None, backend=None):
+def create_backend(cfg, backend=None):
     """The backend a config asks for (`backend` overrides cfg.backend), not yet loaded.
 
     auto: the BPU when the board's hobot_dnn imports and the .bin exists, else ONNX Runtime.
     """
     name = backend or cfg.backend
     if name == 'auto':
-        name = 'bpu' if bpu_available() and cfg.resolve(cfg.bpu_path, models_dir).is_file() \
+        name = 'bpu' if bpu_available() and cfg.resolve(cfg.bpu_path).is_file() \
             else 'onnxruntime'
     modules = {'onnxruntime': ('.onnxruntime', 'OnnxRuntimeBackend'),
                'bpu': ('.bpu', 'BpuBackend')}
@@ -31,4 +31,4 @@ def create_backend(cfg, models_dir=None, backend=None):
         raise BackendError(f'unknown backend {name!r}; expected one of auto, '
                            + ', '.join(modules))
     module, cls = modules[name]
-    return getattr(importlib.import_module(module, __name__), cls)(cfg, models_dir)
+    return getattr(importlib.import_module(module, __name__), cls)(cfg)

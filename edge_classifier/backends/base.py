@@ -17,9 +17,8 @@ class Backend:
     """
     name = 'base'
 
-    def __init__(self, cfg, models_dir=None):
+    def __init__(self, cfg):
         self.cfg = cfg
-        self.models_dir = models_dir
         self.width = cfg.input_width
         self.height = cfg.input_height
         self.num_classes = cfg.num_classes
@@ -54,7 +53,7 @@ class Backend:
             origin = self.cfg.origin or 'the parameters'
             raise BackendError(
                 f'{self.name}: model file {path} not found ({key} in {origin}). Fix: '
-                f'{self.cfg.prepare_hint(key, self.models_dir)}; or point {key} / models_dir '
+                f'{self.cfg.prepare_hint(key)}; or point {key} / models_dir '
                 f'at the file')
 
     def __enter__(self):

@@ -40,9 +40,9 @@ def import_dnn():
 class BpuBackend(Backend):
     name = 'bpu'
 
-    def __init__(self, cfg, models_dir=None):
-        super().__init__(cfg, models_dir)
-        self.model_path = cfg.resolve(cfg.bpu_path, models_dir)
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.model_path = cfg.resolve(cfg.bpu_path)
         self.model = None
 
     def load(self):

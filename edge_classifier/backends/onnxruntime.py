@@ -18,9 +18,9 @@ _OPT_LEVELS = {'disable': 'ORT_DISABLE_ALL', 'basic': 'ORT_ENABLE_BASIC',
 class OnnxRuntimeBackend(Backend):
     name = 'onnxruntime'
 
-    def __init__(self, cfg, models_dir=None):
-        super().__init__(cfg, models_dir)
-        self.model_path = cfg.resolve(cfg.onnx_path, models_dir)
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.model_path = cfg.resolve(cfg.onnx_path)
         self.session = None
         self._local = threading.local()
         self._mean = np.asarray(cfg.mean, np.float32).reshape(3, 1, 1)
@@ -39,6 +39,11 @@ class OnnxRuntimeBackend(Backend):
         self._require_file(self.model_path, 'onnx_path')
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.cfg.ort_intra_op_threads
+        spinning = self.cfg.ort_spinning
+        opts.add_session_config_entry('session.intra_op.allow_spinning',
+                                      '0' if spinning == 'never' else '1')
+        if spinning == 'in_run':  # threads stop spinning as soon as a run completes
+            opts.add_session_config_entry('session.force_spinning_stop', '1')
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
@@ -51,7 +56,7 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f'onnxruntime cannot load {self.model_path}: '
                                f'{str(exc).strip()[:300]} (corrupt file or not an ONNX model? '
                                f'Delete it, then '
-                               f'{self.cfg.prepare_hint("onnx_path", self.models_dir)})') from exc
+                               f'{self.cfg.prepare_hint("onnx_path")})') from exc
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)

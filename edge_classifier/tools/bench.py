@@ -5,11 +5,13 @@
     (also python -m edge_classifier.tools.bench)
 
 Measured in one run, on this machine's CPU (ONNX Runtime; not BPU figures):
-  * bare: N threads calling the backend's inference on an already preprocessed input
-    (one shared session, intra-op threads from the config);
-  * pipeline: the WorkerPool with N workers, fed 640x480 bgr8 sensor_msgs/Image bytes by N
-    sources in a closed loop (a result triggers that source's next frame), so every frame
-    goes frame -> NV12 -> backend -> top-k exactly as in the node;
+  * bare: N threads calling the backend on one NV12 buffer of the model's input size
+    (Classifier.infer: what the BPU takes; ONNX Runtime's NV12 -> RGB -> normalize is part
+    of it, as it is part of that backend), intra-op threads from the config;
+  * pipeline: the WorkerPool with N workers, fed 640x480 bgr8 sensor_msgs/Image bytes by
+    N + 1 sources in a closed loop (a result triggers that source's next frame), so a frame
+    always waits, as under a camera faster than the model: every frame goes frame -> NV12
+    -> backend -> top-k exactly as in the node, conversion overlapping inference;
   * NV12: bgr_to_nv12 vs the RDK zoo's bgr2nv12_opencv on the same 224x224 BGR image, and
     the whole to_nv12 (crop + resize + convert) of a 640x480 frame.
 Bare and pipeline alternate in short rounds (drift on a shared VM then hits both); each
@@ -24,6 +26,7 @@ import time
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from .. import resources
 from ..config import load_config
@@ -50,19 +53,6 @@ def count_parameters(onnx_path):
     return total / 1e6
 
 
-def bar(done, total, text, width=24, tag='bench'):
-    filled = int(width * done / max(total, 1))
-    progress(f'[{tag}] [{"#" * filled}{"." * (width - filled)}] {done}/{total} {text}')
-
-
-def progress(text):
-    if sys.stderr.isatty():
-        sys.stderr.write('\r\033[K' + text)
-    else:
-        sys.stderr.write(text + '\n')
-    sys.stderr.flush()
-
-
 def _percentiles(samples):
     if not samples:
         return float('nan'), float('nan')
@@ -80,10 +70,8 @@ def _test_image():
 
 
 def bench_bare(clf, workers, seconds, warmup=0.3):
-    backend = clf.backend
-    frame = _test_image()
-    blob = backend.preprocess([to_nv12(image_to_frame('bgr8', 480, 640, 1920, frame.tobytes()),
-                                       clf.geometry)]).copy()
+    """N threads on Classifier.infer (the backend alone) with one prepared NV12 input."""
+    nv12 = clf.convert(image_to_frame('bgr8', 480, 640, 1920, _test_image().tobytes()))
     latencies, lock = [], threading.Lock()
     start = threading.Barrier(workers + 1)
     stop_at = [0.0]
@@ -95,7 +83,7 @@ def bench_bare(clf, workers, seconds, warmup=0.3):
             t0 = time.perf_counter()
             if t0 >= stop_at[0]:
                 break
-            backend.run_blob(blob)
+            clf.infer(nv12)
             mine.append((t0, time.perf_counter() - t0))
         with lock:
             latencies.extend(mine)
@@ -131,7 +119,7 @@ def bench_pipeline(clf, workers, seconds, warmup=0.3):
             pool.submit(result.source, make_frame)
 
     pool = WorkerPool(clf, workers, on_result=on_result).start()
-    for i in range(workers):
+    for i in range(workers + 1):  # one more than the workers: a frame always waits
         pool.submit(f'/camera_{i}', make_frame)
     time.sleep(max(0.0, stop_at - time.perf_counter()))
     pool.stop()
@@ -187,24 +175,25 @@ def main(argv=None):
     print('| model | workers | bare p50 ms | bare p99 ms | bare FPS | pipeline p50 ms | '
           'pipeline p99 ms | pipeline FPS | pipeline / bare |')
     print('|---|---|---|---|---|---|---|---|---|')
-    steps, step = len(args.model) * len(worker_counts) * args.rounds, 0
+    bar = tqdm(total=len(args.model) * len(worker_counts) * args.rounds, desc='bench',
+               file=sys.stderr, leave=False)
     for name in args.model:
         try:
             clf = Classifier(load_config(name).replace(backend='onnxruntime'))
         except EdgeClassifierError as exc:
             print(f'| {name} | skipped: {exc} ||||||||')
             failed.append(f'{name}: {exc}')
-            step += len(worker_counts) * args.rounds
+            bar.update(len(worker_counts) * args.rounds)
             continue
         name = clf.cfg.model_name + (' (untrained)' if clf.untrained else '')
         per_workers = {}
         for workers in worker_counts:
             bare_rounds, pipe_rounds = [], []
+            bar.set_postfix_str(f'{name}, {workers} workers')
             for _ in range(args.rounds):  # alternate, so drift on a shared VM hits both
-                step += 1
-                bar(step, steps, f'{name}, {workers} workers')
                 bare_rounds.append(bench_bare(clf, workers, args.seconds / args.rounds))
                 pipe_rounds.append(bench_pipeline(clf, workers, args.seconds / args.rounds))
+                bar.update()
             bare, pipe = _median_round(bare_rounds), _median_round(pipe_rounds)
             per_workers[workers] = (bare, pipe)
             ratio = pipe['fps'] / bare['fps'] if bare['fps'] else float('nan')
@@ -227,8 +216,9 @@ def main(argv=None):
     for name, size, classes, params, single, multi, best, fps, pipe_fps in summary:
         print(f'| {name} | {size} | {classes} | {params:.2f} | {single:.2f} | '
               f'{multi:.2f} ({best} threads) | {fps:.1f} | {pipe_fps:.1f} |')
-    progress('[bench] NV12 conversion ...')
+    bar.set_postfix_str('NV12 conversion')
     nv12 = bench_nv12()
+    bar.close()
     base = nv12[0][1]
     print('\n| NV12 conversion | median µs | vs RDK helper |\n|---|---|---|')
     print(f'| {nv12[0][0]} | {base:.1f} | baseline |')

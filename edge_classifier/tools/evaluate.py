@@ -24,12 +24,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from ..errors import EdgeClassifierError, cli
 from ..config import load_config
 from ..frames import FrameError, read_image
 from ..pipeline import Classifier
-from .bench import bar
 from .quantize import int8_model_path
 
 
@@ -100,19 +100,18 @@ def evaluate(items, clf, int8=None, show_progress=True):
     if int8 is not None:
         paths['int8 NV12'] = []
     skipped = []
-    for i, (path, label) in enumerate(items):
-        if show_progress:
-            bar(i + 1, len(items), path.name, tag='eval')
+    for path, label in tqdm(items, desc='eval', unit='image', file=sys.stderr,
+                            disable=not show_progress, leave=False):
         try:
             frame = read_image(path)
         except FrameError as exc:
             skipped.append((str(path), str(exc)))
             continue
-        nv12 = clf.to_nv12(frame)
+        nv12 = clf.convert(frame)
         paths['float RGB'].append(_rank(float_rgb_scores(clf, frame.data), label))
-        paths['NV12'].append(_rank(clf.backend.infer([nv12])[0], label))
+        paths['NV12'].append(_rank(clf.infer(nv12), label))
         if int8 is not None:
-            paths['int8 NV12'].append(_rank(int8.backend.infer([nv12])[0], label))
+            paths['int8 NV12'].append(_rank(int8.infer(nv12), label))
     rows = []
     for name, ranks in paths.items():
         ranks = np.asarray(ranks)

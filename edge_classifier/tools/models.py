@@ -99,9 +99,11 @@ def prepare(name, models_dir=None, untrained=False, download=False, force=False,
     the first file fetched). dry_run checks that it can be done and says how, doing nothing.
     """
     cfg = load_config(name)
-    out = cfg.resolve(cfg.onnx_path, models_dir)
+    if models_dir:
+        cfg = cfg.replace(models_dir=str(models_dir))
+    out = cfg.resolve(cfg.onnx_path)
     if download:
-        urls = [(url, cfg.resolve(path, models_dir)) for url, path in (
+        urls = [(url, cfg.resolve(path)) for url, path in (
             (cfg.zoo_onnx_url, cfg.onnx_path), (cfg.zoo_bin_url, cfg.bpu_path)) if url]
         if not urls:
             raise PrepareError(f'the RDK zoo publishes no file for {cfg.model_name} '
@@ -170,7 +172,9 @@ def main(argv=None):
         print('| model | onnx | weights | source |\n|---|---|---|---|')
         for name in resources.available_models():
             cfg = load_config(name)
-            path = cfg.resolve(cfg.onnx_path, args.models_dir)
+            if args.models_dir:
+                cfg = cfg.replace(models_dir=args.models_dir)
+            path = cfg.resolve(cfg.onnx_path)
             weights = _weights(path) if path.is_file() else 'missing'
             print(f'| {name} | {path} | {weights} | {cfg.source} |')
         return 0

@@ -1,42 +1,59 @@
-"""Node benchmark: classifier_node over real DDS vs the bare backend, in one run.
+"""Node benchmark: classifier_node over real DDS against its baselines, in one run.
 
-    python -m edge_classifier.tools.node_bench [--workers 1,2,4] [--seconds 10]
-                                               [--rate 300] [--model efficientnet_lite0]
+    python -m edge_classifier.tools.node_bench [--seconds 20] [--rounds 2]
+                                               [--rates 30,flood] [--cameras-seconds 60]
                                                [--overlay]
 
-For each worker count: the bare backend's FPS with that many threads (inference only,
-measured in this process), then classifier_node as a separate process fed by
-sample_camera (640x480 bgr8, the bundled photos, published as fast as --rate allows,
-i.e. well above the model's rate) while this process subscribes to /classification.
-Prints classified FPS (messages received here), node/bare ratio, end-to-end latency
-(receive time - source header stamp: camera publish -> DDS -> NV12 -> inference ->
-publish -> DDS), and the node's own diagnostics (input FPS, drops). With --overlay, each
-point runs twice in the same run, without and with a subscriber to classification/overlay
-(640 px wide), to show what drawing the overlay costs classification.
+Every case is a separate node process fed by sample_camera (640x480 bgr8, the bundled
+photos) while this process subscribes to its output; cases alternate within each round
+(drift on a shared VM hits all alike) and each figure is the median over the rounds.
+
+  floor            rclpy's floor: a node that only receives the Image and publishes a
+                   Classification (tools/baselines.py)
+  stand-in         classifier_node, 2 workers, on a BPU stand-in that sleeps 2 ms and uses
+                   no CPU (test/fake_bpu's hobot_dnn, zero_cpu): the node's own cost
+  naive            what a user writes first: inference in the callback, default QoS, default
+                   ONNX Runtime session, EfficientNet-Lite0 (tools/baselines.py)
+  classifier_node  EfficientNet-Lite0, 2 workers, ONNX Runtime (the package's defaults)
+
+Columns: classified fps (messages received here), CPU ms per classified frame of the node
+process (utime + stime from /proc, over the window), end-to-end p50/p99 (receive time here
+- the camera's header stamp: publish -> DDS -> node -> DDS). `flood` asks the camera for
+300 Hz (it publishes as fast as it can). Then four 30 Hz cameras into one node (stand-in
+and Lite0): per-camera classified fps, RSS at start and end, e2e p99, and the node's
+per-source received counts (from its diagnostics), which tell delivery from serving.
+With --overlay, classifier_node also runs with a classification/overlay subscriber.
 """
 import argparse
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
+from tqdm import tqdm
 from vision_msgs.msg import Classification
 
+from .. import resources
 from ..config import load_config
-from ..errors import cli
-from ..pipeline import Classifier
+from ..errors import EdgeClassifierError, cli
 from ..ros_main import node_command
-from .bench import bench_bare, progress
+
+FLOOD_HZ = 300.0
+CASES = ('floor', 'stand-in', 'naive', 'classifier_node')
+_TICK = os.sysconf('SC_CLK_TCK')
 
 
-def _spawn(module, params, node_name=None):
-    return subprocess.Popen(node_command(module, params, node_name), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+def _spawn(cmd, env=None):
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=None if env is None else {**os.environ, **env})
 
 
 def _stop(proc):
@@ -49,93 +66,204 @@ def _stop(proc):
         return 'killed'
 
 
-def run_node(node, model, workers, seconds, rate, warmup=3.0, overlay=False):
-    topic = f'/nb{workers}/image'
-    out_topic = f'/nb{workers}/classification'
-    latencies, diags, overlays = [], [], []
-    window = {'start': None, 'end': None}
+def _cpu_s(pid):
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
 
-    def on_result(msg):
+
+def _rss_mib(pid):
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) / 1024
+    return float('nan')
+
+
+class StandIn:
+    """A zero-CPU 'compiled model' for the fake hobot_dnn (source checkout only)."""
+
+    def __init__(self, delay_ms=2.0):
+        self.fake = resources.source_root() / 'test' / 'fake_bpu' if resources.source_root() \
+            else None
+        if self.fake is None or not (self.fake / 'hobot_dnn').is_dir():
+            raise EdgeClassifierError('the BPU stand-in needs a source checkout (test/fake_bpu)')
+        self.dir = tempfile.TemporaryDirectory(prefix='node_bench_')
+        cfg = load_config('efficientnet_lite0')
+        self.bin = Path(self.dir.name) / 'stand_in.bin'
+        self.bin.write_text(json.dumps({
+            'zero_cpu': True, 'delay_ms': delay_ms, 'layout': 'NCHW', 'tensor_type': 'NV12',
+            'shape': [1, 3, cfg.input_height, cfg.input_width]}))
+
+    def env(self):
+        return {'PYTHONPATH': os.pathsep.join(filter(None, [str(self.fake),
+                                                            os.environ.get('PYTHONPATH')]))}
+
+
+def _node(case, inputs, output, stand_in, name, extra=None):
+    """argv and env of one case's node process (`extra`: classifier_node parameters)."""
+    if case in ('floor', 'naive'):
+        cmd = [sys.executable, '-m', 'edge_classifier.tools.baselines', case, '--ros-args',
+               '--log-level', 'warn', '-r', f'__node:={name}', '-p', f'input:={inputs[0]}',
+               '-p', f'output:={output}']
+        return cmd, None
+    params = {'workers': 2, 'image_topics': json.dumps(inputs), 'output_topic': output}
+    env = None
+    if case == 'stand-in':
+        params.update(backend='bpu', bpu_path=str(stand_in.bin))
+        env = stand_in.env()
+    else:
+        params['backend'] = 'onnxruntime'
+        params.update(extra or {})
+    return node_command('edge_classifier.node', params, node_name=name), env
+
+
+class Listener:
+    def __init__(self, node, output, name):
+        self.node, self.name = node, name
+        self.window = None
+        self.latencies, self.frame_ids, self.diag = [], [], {}
+        self.subs = [node.create_subscription(Classification, output, self._on_result, 100),
+                     node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag,
+                                              10)]
+        self.first = None
+
+    def _on_result(self, msg):
         now = time.time()
-        if window['start'] is not None and window['start'] <= now <= window['end']:
+        self.first = self.first or now
+        if self.window and self.window[0] <= now <= self.window[1]:
             stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-            latencies.append(now - stamp)
+            self.latencies.append(now - stamp)
+            self.frame_ids.append(msg.header.frame_id)
 
-    def on_diag(msg):
+    def _on_diag(self, msg):
         for status in msg.status:
-            if status.name.startswith(f'nb{workers}'):
-                diags.append({kv.key: kv.value for kv in status.values})
+            if status.name.startswith(self.name + ':'):
+                self.diag = {kv.key: kv.value for kv in status.values}
 
-    subs = [node.create_subscription(Classification, out_topic, on_result, 100),
-            node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)]
-    if overlay:
-        subs.append(node.create_subscription(
-            Image, out_topic + '/overlay',
-            lambda msg: overlays.append(1) if window['start'] is not None else None, 10))
-    clf_proc = _spawn('edge_classifier.node', {
-        'model': model, 'workers': workers, 'image_topics': f"['{topic}']",
-        'output_topic': out_topic}, node_name=f'nb{workers}')
-    cam = _spawn('edge_classifier.tools.sample_camera', {
-        'topic': topic, 'width': 640, 'height': 480, 'rate': float(rate)})
-    t_end_warm = time.monotonic() + warmup
-    while time.monotonic() < t_end_warm:
-        rclpy.spin_once(node, timeout_sec=0.05)
-    window['start'] = time.time()
-    window['end'] = window['start'] + seconds
-    while time.time() < window['end']:
-        rclpy.spin_once(node, timeout_sec=0.05)
-    last = diags[-1] if diags else {}
-    codes = (_stop(cam), _stop(clf_proc))
-    if not latencies:
-        print(f'no results: node stderr: {clf_proc.stderr.read()[-2000:]}', file=sys.stderr)
-    for sub in subs:
-        node.destroy_subscription(sub)
-    lat = np.asarray(latencies) * 1e3 if latencies else np.array([np.nan])
-    return {'fps': len(latencies) / seconds, 'e2e_p50': float(np.percentile(lat, 50)),
-            'e2e_p99': float(np.percentile(lat, 99)),
-            'input_fps': float(last.get('input_fps', 'nan')),
-            'dropped': int(last.get('dropped', 0)), 'received': int(last.get('received', 0)),
-            'overlay_fps': len(overlays) / seconds, 'exit': codes}
+    def spin_until(self, predicate, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not predicate():
+            rclpy.spin_once(self.node, timeout_sec=0.05)
+        return predicate()
+
+    def close(self):
+        for sub in self.subs:
+            self.node.destroy_subscription(sub)
+
+
+def measure(node, case, rate, seconds, stand_in, cameras=1, overlay=False, tag='nb',
+            extra=None):
+    """One case: its node + `cameras` sample cameras; figures over a `seconds` window."""
+    name = f'{tag}_{case.replace("-", "_")}'
+    inputs = [f'/{name}/cam{i}/image' for i in range(cameras)]
+    output = f'/{name}/classification'
+    listener = Listener(node, output, name)
+    overlay_sub = (node.create_subscription(Image, output + '/overlay', lambda m: None, 1)
+                   if overlay else None)
+    cmd, env = _node(case, inputs, output, stand_in, name, extra)
+    proc = _spawn(cmd, env)
+    cams = [_spawn(node_command('edge_classifier.tools.sample_camera', {
+        'topic': topic, 'width': 640, 'height': 480, 'rate': float(rate),
+        'frame_id': f'cam{i}'})) for i, topic in enumerate(inputs)]
+    try:
+        if not listener.spin_until(lambda: listener.first or proc.poll() is not None, 90):
+            raise EdgeClassifierError(f'{case}: no result in 90 s')
+        if proc.poll() is not None:
+            raise EdgeClassifierError(f'{case} exited: {proc.stderr.read()[-1500:]}')
+        listener.spin_until(lambda: False, 2.0)  # settle
+        cpu0, rss0, t0 = _cpu_s(proc.pid), _rss_mib(proc.pid), time.time()
+        listener.window = (t0, t0 + seconds)
+        listener.spin_until(lambda: time.time() > t0 + seconds, seconds + 5)
+        cpu1, rss1 = _cpu_s(proc.pid), _rss_mib(proc.pid)
+        listener.spin_until(lambda: False, 0.3)  # the last diagnostics
+    finally:
+        codes = [_stop(cam) for cam in cams] + [_stop(proc)]
+        listener.close()
+        if overlay_sub is not None:
+            node.destroy_subscription(overlay_sub)
+    count = len(listener.latencies)
+    lat = np.asarray(listener.latencies or [np.nan]) * 1e3
+    return {'fps': count / seconds, 'cpu_ms': (cpu1 - cpu0) * 1e3 / max(count, 1),
+            'p50': float(np.percentile(lat, 50)), 'p99': float(np.percentile(lat, 99)),
+            'per_camera': [listener.frame_ids.count(f'cam{i}') / seconds
+                           for i in range(cameras)],
+            'received': [listener.diag.get(f'{t}: received/classified/dropped/malformed/'
+                                           f'errors', '?').split('/')[0] for t in inputs],
+            'rss': (rss0, rss1), 'exit': codes}
+
+
+def _median(rows, key):
+    return float(np.median([r[key] for r in rows]))
 
 
 @cli('node_bench')
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--model', default='efficientnet_lite0')
-    parser.add_argument('--workers', default='1,2,4')
-    parser.add_argument('--seconds', type=float, default=10.0)
-    parser.add_argument('--rate', type=float, default=300.0, help='camera rate asked (Hz)')
+    parser.add_argument('--seconds', type=float, default=20.0, help='window per case')
+    parser.add_argument('--rounds', type=int, default=2)
+    parser.add_argument('--rates', default='30,flood', help='camera rates: Hz or flood')
+    parser.add_argument('--cases', default=','.join(CASES))
+    parser.add_argument('--cameras-seconds', type=float, default=60.0,
+                        help='window of the four-camera runs (0: skip them)')
     parser.add_argument('--overlay', action='store_true',
-                        help='also run each point with a classification/overlay subscriber')
+                        help='also run classifier_node with an overlay subscriber')
+    parser.add_argument('-p', '--param', action='append', default=[], metavar='KEY:=VALUE',
+                        help='a parameter of classifier_node (Lite0), e.g. workers:=1')
     args = parser.parse_args(argv)
+    extra = dict(p.split(':=', 1) for p in args.param)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-
-    clf = Classifier(load_config(args.model).replace(backend='onnxruntime'))
+    rates = [FLOOD_HZ if r == 'flood' else float(r) for r in args.rates.split(',') if r]
+    cases = [c for c in args.cases.split(',') if c]
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        parser.error(f'unknown case(s) {unknown}; expected {", ".join(CASES)}')
+    variants = [(c, False) for c in cases]
+    if args.overlay and 'classifier_node' in cases:
+        variants.append(('classifier_node', True))
+    stand_in = StandIn()
     rclpy.init()
     node = rclpy.create_node('node_bench')
-    print(f'# classifier_node vs bare backend ({args.model}, ONNX Runtime on this CPU; camera '
-          f'640x480 bgr8 asked at {args.rate:g} Hz; {args.seconds:g} s per point)\n')
-    print('| workers | overlay subscriber | bare FPS | node classified FPS | node / bare | '
-          'camera FPS at node | dropped (stale) | e2e p50 ms | e2e p99 ms | overlay FPS |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
+    results = {}
+    steps = args.rounds * len(rates) * len(variants) + (2 if args.cameras_seconds else 0)
+    bar = tqdm(total=steps, desc='node_bench', file=sys.stderr, leave=False)
     try:
-        for workers in [int(w) for w in args.workers.split(',') if w]:
-            progress(f'[node_bench] {workers} workers: bare ...')
-            bare = bench_bare(clf, workers, min(args.seconds, 5.0))
-            for overlay in ((False, True) if args.overlay else (False,)):
-                progress(f'[node_bench] {workers} workers: node'
-                         f'{" with an overlay subscriber" if overlay else ""} ...')
-                res = run_node(node, args.model, workers, args.seconds, args.rate,
-                               overlay=overlay)
-                ratio = res['fps'] / bare['fps'] if bare['fps'] else float('nan')
-                print(f'| {workers} | {"yes" if overlay else "no"} | {bare["fps"]:.1f} | '
-                      f'{res["fps"]:.1f} | {ratio:.3f} | {res["input_fps"]:.1f} | '
-                      f'{res["dropped"]} of {res["received"]} | {res["e2e_p50"]:.1f} | '
-                      f'{res["e2e_p99"]:.1f} | {res["overlay_fps"]:.1f} |', flush=True)
+        for _ in range(args.rounds):
+            for rate in rates:
+                for case, overlay in variants:
+                    bar.set_postfix_str(f'{case}{" +overlay" if overlay else ""} at '
+                                        f'{"flood" if rate == FLOOD_HZ else f"{rate:g} Hz"}')
+                    results.setdefault((rate, case, overlay), []).append(
+                        measure(node, case, rate, args.seconds, stand_in, overlay=overlay,
+                                extra=extra))
+                    bar.update()
+        cameras = {}
+        if args.cameras_seconds:
+            for case in ('stand-in', 'classifier_node'):
+                bar.set_postfix_str(f'{case}, 4 cameras x 30 Hz')
+                cameras[case] = measure(node, case, 30.0, args.cameras_seconds, stand_in,
+                                        cameras=4, tag='nb4', extra=extra)
+                bar.update()
     finally:
+        bar.close()
         node.destroy_node()
         rclpy.try_shutdown()
-        clf.close()
+    print(f'# node benchmark: 640x480 bgr8 camera, {args.seconds:g} s per case, medians of '
+          f'{args.rounds} alternating rounds (this CPU; ONNX Runtime, not BPU figures)\n')
+    print('| camera | case | classified fps | CPU ms / frame | e2e p50 ms | e2e p99 ms |')
+    print('|---|---|---|---|---|---|')
+    for (rate, case, overlay), rows in results.items():
+        label = case + (' + overlay viewer' if overlay else '')
+        print(f'| {"flood" if rate == FLOOD_HZ else f"{rate:g} Hz"} | {label} | '
+              f'{_median(rows, "fps"):.1f} | {_median(rows, "cpu_ms"):.1f} | '
+              f'{_median(rows, "p50"):.1f} | {_median(rows, "p99"):.1f} |')
+    if cameras:
+        print(f'\n# four 30 Hz cameras into one node (2 workers), {args.cameras_seconds:g} s\n')
+        print('| case | classified fps per camera | total | received per camera (node) | '
+              'RSS start → end MiB | e2e p99 ms |')
+        print('|---|---|---|---|---|---|')
+        for case, r in cameras.items():
+            print(f'| {case} | {" / ".join(f"{f:.1f}" for f in r["per_camera"])} | '
+                  f'{sum(r["per_camera"]):.1f} | {" / ".join(r["received"])} | '
+                  f'{r["rss"][0]:.0f} → {r["rss"][1]:.0f} | {r["p99"]:.1f} |')
     return 0
 
 

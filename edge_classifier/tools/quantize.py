@@ -14,11 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ..errors import EdgeClassifierError, cli
 from ..config import load_config
 from ..frames import IMAGE_SUFFIXES, FrameError, read_image
 from ..pipeline import Classifier
-from .bench import bar
 
 
 class QuantizeError(EdgeClassifierError, RuntimeError):
@@ -46,6 +47,8 @@ def quantize(clf, paths, out, show_progress=True):
                                           QuantFormat, QuantType, quantize_static)
     backend = clf.backend
     skipped, used = [], []
+    bar = tqdm(total=len(paths), desc='quantize', unit='image', file=sys.stderr,
+               disable=not show_progress, leave=False)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -53,23 +56,25 @@ def quantize(clf, paths, out, show_progress=True):
 
         def get_next(self):
             for path in self.paths:
-                if show_progress:
-                    bar(len(used) + len(skipped) + 1, len(paths), path.name,
-                        tag='quantize')
+                bar.update()
                 try:
                     frame = read_image(path)
                 except FrameError as exc:
                     skipped.append((str(path), str(exc)))
                     continue
                 used.append(path)
-                return {backend.input_name: backend.preprocess([clf.to_nv12(frame)]).copy()}
+                return {backend.input_name: backend.preprocess([clf.convert(frame)]).copy()}
             return None
 
     out = Path(out)
     tmp = out.with_name(out.name + '.partial')
-    quantize_static(str(backend.model_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    per_channel=True, calibrate_method=CalibrationMethod.MinMax)
+    try:
+        quantize_static(str(backend.model_path), str(tmp), Reader(),
+                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, per_channel=True,
+                        calibrate_method=CalibrationMethod.MinMax)
+    finally:
+        bar.close()
     if not used:
         tmp.unlink(missing_ok=True)
         raise QuantizeError('none of the calibration images could be read')

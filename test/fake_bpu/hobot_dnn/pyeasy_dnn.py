@@ -14,7 +14,9 @@ model with ONNX Runtime on NV12 -> RGB -> (x - mean) * scale, so results match a
 compiled float model up to quantization. Calls are recorded in CALLS for assertions.
 Fault injection for robustness tests: "fail_first": N makes the first N forward() calls
 raise, as a BPU timeout would; "delay_ms": D makes every forward() take D ms longer, a
-slow model for flood tests.
+slow model for flood tests. "zero_cpu": true (no "onnx" needed) makes forward() only check
+its input, sleep delay_ms and return fixed scores: a BPU stand-in that uses no CPU, for the
+node benchmark's measure of the node's own cost (edge_classifier.tools.node_bench).
 """
 import json
 import time
@@ -44,7 +46,8 @@ class Model:
         import onnxruntime as ort
         self.name = spec.get('name', 'model')
         self._spec = spec
-        self._session = ort.InferenceSession(spec['onnx'], providers=['CPUExecutionProvider'])
+        self._session = (None if spec.get('zero_cpu') else
+                         ort.InferenceSession(spec['onnx'], providers=['CPUExecutionProvider']))
         self.inputs = [Tensor('data', TensorProperties(spec.get('layout', 'NCHW'),
                                                        spec['shape'],
                                                        spec.get('tensor_type', 'NV12')))]
@@ -61,6 +64,10 @@ class Model:
         if arr.dtype != np.uint8 or arr.size != h * w * 3 // 2:
             raise RuntimeError(f'input must be uint8 NV12 of {w}x{h} ({h * w * 3 // 2} bytes), '
                                f'got {arr.dtype} {arr.size}')
+        if self._session is None:
+            scores = np.zeros((1, 1000, 1, 1), np.float32)
+            scores[0, int(arr[0]) % 1000] = 10.0  # depends on the frame, costs nothing
+            return [Tensor('output', self.outputs[0].properties, scores)]
         rgb = cv2.cvtColor(arr.reshape(h * 3 // 2, w), cv2.COLOR_YUV2RGB_NV12).astype(np.float32)
         x = (rgb - np.float32(self._spec['mean'])) * np.float32(self._spec['scale'])
         scores = self._session.run(None, {self._session.get_inputs()[0].name:
