@@ -125,9 +125,11 @@ class SourceStats:
 @dataclass
 class _Slot:
     """A source's newest frame not yet taken: `raw` (as submitted) and/or `ready` (already
-    converted to NV12 by the converter, older than `raw` when both are set)."""
+    converted to NV12 by the converter, older than `raw` when both are set). Sources take
+turns: the one served longest ago goes first."""
     raw: Optional[tuple] = None        # (seq, make_frame, meta, t_in)
     ready: Optional[tuple] = None      # (seq, frame, nv12, meta, t_in)
+    served: int = 0                    # when a worker last took this source (a counter)
 
 
 class WorkerPool:
@@ -135,7 +137,8 @@ class WorkerPool:
 
     submit(source, make_frame, meta): make_frame() is called off the caller's thread and
     returns a Frame (decoding happens there); a FrameError it raises counts the frame as
-    malformed. A worker takes the oldest waiting frame across sources (fair), converts it
+    malformed. A worker takes a frame of the source served longest ago (sources take turns,
+whatever their rates or the order their frames arrive in), converts it
     if the converter has not, infers and post-processes it. While every worker is busy the
     converter converts the newest waiting frame ahead, so conversion overlaps inference
     (with one worker too); a converted frame that a newer one replaces before a worker takes
@@ -161,6 +164,7 @@ class WorkerPool:
         self._cond = threading.Condition()
         self._slots = collections.OrderedDict()
         self._seq = 0
+        self._turn = 0                 # counts takes, for the sources' turns
         self._idle = 0                 # workers waiting for a frame
         self._spare = []               # NV12 buffers for frames converted ahead
         self._running = False
@@ -229,22 +233,32 @@ class WorkerPool:
                        for slot in self._slots.values())
 
     # ---- workers ------------------------------------------------------------------------
+    def _next_source(self, ready_too=True):
+        """The waiting source whose turn it is (served longest ago; then oldest frame)."""
+        best = None
+        for source, slot in self._slots.items():
+            entry = (slot.ready if ready_too else None) or slot.raw
+            if entry is not None:
+                # the converter prefers sources with nothing converted yet
+                key = (not ready_too and slot.ready is not None, slot.served, entry[0])
+                if best is None or key < best[0]:
+                    best = (key, source)
+        return None if best is None else best[1]
+
     def _take(self):
-        """The oldest waiting frame across sources, converted or not, or None when stopping.
+        """A frame of the source whose turn it is, converted or not; None when stopping.
 
         Returns (source, seq, frame-or-make_frame, nv12-or-None, meta, t_in)."""
         with self._cond:
             self._idle += 1
             try:
                 while self._running:
-                    oldest = None
-                    for source, slot in self._slots.items():
-                        for entry in (slot.ready, slot.raw):
-                            if entry is not None and (oldest is None or entry[0] < oldest[0]):
-                                oldest = (entry[0], source, entry)
-                    if oldest is not None:
-                        _, source, entry = oldest
+                    source = self._next_source()
+                    if source is not None:
                         slot = self._slots[source]
+                        self._turn += 1
+                        slot.served = self._turn
+                        entry = slot.ready or slot.raw
                         if entry is slot.ready:
                             slot.ready = None
                             seq, frame, nv12, meta, t_in = entry
@@ -322,23 +336,18 @@ class WorkerPool:
                            f'{traceback.format_exc()}')
 
     def _convert_ahead(self):
-        """While no worker is idle, convert the newest waiting raw frame ahead of time."""
+        """While no worker is idle, convert ahead the raw frame of the source whose turn
+        comes next (the one a worker will take)."""
         while True:
             with self._cond:
                 while True:
                     if not self._running:
                         return
-                    newest = None
-                    if self._idle == 0:
-                        for source, slot in self._slots.items():
-                            if slot.raw is not None and (newest is None or
-                                                         slot.raw[0] > newest[1][0]):
-                                newest = (source, slot.raw)
-                    if newest is not None:
+                    source = self._next_source(ready_too=False) if self._idle == 0 else None
+                    if source is not None:
                         break
                     self._cond.wait()
-                source, raw = newest
-                self._slots[source].raw = None
+                raw, self._slots[source].raw = self._slots[source].raw, None
                 out = self._spare.pop() if self._spare else None
             seq, make_frame, meta, t_in = raw
             converted = self._decode_and_convert(
