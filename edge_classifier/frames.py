@@ -114,8 +114,9 @@ DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 # JPEG start-of-frame markers (baseline, progressive, lossless, ...): not DHT/JPG/DAC
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
-            (2, cv2.IMREAD_REDUCED_COLOR_2))
+# Geometry.reduction() factor -> the imdecode flag that has libjpeg decode at that scale
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+            4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
 def compressed_size(buf):
@@ -173,11 +174,8 @@ def compressed_to_frame(fmt, data, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, geometry
                          f'over max_image_pixels ({max_pixels}); refused before decoding '
                          f'(raise the parameter if a camera really sends this)')
     _check_complete(buf, fmt)
-    flags = cv2.IMREAD_COLOR
-    if kind == 'jpeg' and geometry is not None:
-        factor = geometry.reduction(width, height)
-        flags = dict(_REDUCED).get(factor, flags)
-    image = cv2.imdecode(buf, flags)
+    factor = geometry.reduction(width, height) if kind == 'jpeg' and geometry is not None else 1
+    image = cv2.imdecode(buf, _REDUCED[factor])
     if image is None:
         raise FrameError(f'could not decode {buf.size} bytes as {fmt} (corrupt or truncated)')
     return Frame('bgr', image)

@@ -186,7 +186,7 @@ class ClassifierWiring:
             'compressed frames whose JPEG/PNG header declares more pixels are refused before '
             'decoding and counted as malformed (a decompression bomb costs nothing); '
             '0 = no limit.',
-            integer_range=[IntegerRange(from_value=0, to_value=2**31 - 1, step=1)])
+            integer_range=[IntegerRange(from_value=0, to_value=INT_MAX, step=1)])
         io = {'image_topics': _topic_list('image_topics', image_topics),
               'compressed_topics': _topic_list('compressed_topics', compressed),
               'reliability': reliability, 'depth': _number('depth', depth, 1, int),

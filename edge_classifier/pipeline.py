@@ -126,7 +126,7 @@ class SourceStats:
 class _Slot:
     """A source's newest frame not yet taken: `raw` (as submitted) and/or `ready` (already
     converted to NV12 by the converter, older than `raw` when both are set). Sources take
-turns: the one served longest ago goes first."""
+    turns: the one served longest ago goes first."""
     raw: Optional[tuple] = None        # (seq, make_frame, meta, t_in)
     ready: Optional[tuple] = None      # (seq, frame, nv12, meta, t_in)
     served: int = 0                    # when a worker last took this source (a counter)
@@ -138,9 +138,9 @@ class WorkerPool:
     submit(source, make_frame, meta): make_frame() is called off the caller's thread and
     returns a Frame (decoding happens there); a FrameError it raises counts the frame as
     malformed. A worker takes a frame of the source served longest ago (sources take turns,
-whatever their rates or the order their frames arrive in), converts it
-    if the converter has not, infers and post-processes it. While every worker is busy the
-    converter converts the newest waiting frame ahead, so conversion overlaps inference
+    whatever their rates or the order their frames arrive in), converts it if the converter
+    has not, infers and post-processes it. While every worker is busy the converter converts
+    ahead the waiting frame whose turn comes next, so conversion overlaps inference
     (with one worker too); a converted frame that a newer one replaces before a worker takes
     it is a counted drop, like a replaced raw one. At most one raw and one converted frame
     wait per source: memory is bounded whatever the input rate.
@@ -152,7 +152,7 @@ whatever their rates or the order their frames arrive in), converts it
     """
 
     def __init__(self, classifier, workers=None, on_result=None, on_error=None,
-                 clock=time.monotonic, warmup=True, logger=None, convert_ahead=True):
+                 clock=time.monotonic, warmup=True, logger=None):
         self.classifier = classifier
         self.log = logger or log
         self.workers = workers or classifier.cfg.workers
@@ -160,7 +160,6 @@ whatever their rates or the order their frames arrive in), converts it
         self.on_error = on_error or (lambda source, kind, exc: None)
         self.clock = clock
         self.warmup = warmup
-        self.convert_ahead = convert_ahead
         self._cond = threading.Condition()
         self._slots = collections.OrderedDict()
         self._seq = 0
@@ -186,8 +185,7 @@ whatever their rates or the order their frames arrive in), converts it
             self._running = True
         self.started_at = self.clock()
         targets = [(self._work, f'edge_classifier-worker-{i}') for i in range(self.workers)]
-        if self.convert_ahead:
-            targets.append((self._convert_ahead, 'edge_classifier-converter'))
+        targets.append((self._convert_ahead, 'edge_classifier-converter'))
         for target, name in targets:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -248,7 +246,7 @@ whatever their rates or the order their frames arrive in), converts it
     def _take(self):
         """A frame of the source whose turn it is, converted or not; None when stopping.
 
-        Returns (source, seq, frame-or-make_frame, nv12-or-None, meta, t_in)."""
+        Returns (source, frame-or-make_frame, nv12-or-None, meta, t_in)."""
         with self._cond:
             self._idle += 1
             try:
@@ -261,11 +259,11 @@ whatever their rates or the order their frames arrive in), converts it
                         entry = slot.ready or slot.raw
                         if entry is slot.ready:
                             slot.ready = None
-                            seq, frame, nv12, meta, t_in = entry
-                            return source, seq, frame, nv12, meta, t_in
+                            _, frame, nv12, meta, t_in = entry
+                            return source, frame, nv12, meta, t_in
                         slot.raw = None
-                        seq, make_frame, meta, t_in = entry
-                        return source, seq, make_frame, None, meta, t_in
+                        _, make_frame, meta, t_in = entry
+                        return source, make_frame, None, meta, t_in
                     self._cond.wait()
                 return None
             finally:
@@ -297,7 +295,7 @@ whatever their rates or the order their frames arrive in), converts it
             taken = self._take()
             if taken is None:
                 return
-            source, _, frame, nv12, meta, t_in = taken
+            source, frame, nv12, meta, t_in = taken
             spare = nv12
             if nv12 is None:  # not converted ahead: convert here
                 converted = self._decode_and_convert(source, frame, own)

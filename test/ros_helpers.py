@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -85,3 +86,11 @@ def stop(proc, sig=signal.SIGINT, timeout=10):
         out, err = proc.communicate()
         return 'killed', out, err, time.monotonic() - t0
     return proc.returncode, out, err, time.monotonic() - t0
+
+
+def proc_status_kib(pid, field):
+    """A kB field of /proc/<pid>/status: VmRSS (resident now), VmHWM (its peak)."""
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith(field + ':'):
+            return int(line.split()[1])
+    raise AssertionError(f'no {field} in /proc/{pid}/status')

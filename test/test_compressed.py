@@ -3,7 +3,6 @@ decoding (in the pipeline and in the node over DDS, with its peak memory measure
 JPEGs decoded at reduced scale when the model needs far fewer pixels."""
 import struct
 import zlib
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,7 +15,7 @@ from edge_classifier.encode import encode_compressed
 from edge_classifier.frames import FrameError, compressed_size, compressed_to_frame
 from edge_classifier.nv12 import Geometry
 
-from ros_helpers import Harness, ros_process, stop, wait_for
+from ros_helpers import Harness, proc_status_kib, ros_process, stop, wait_for
 from test_robustness import Diagnostics
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -123,13 +122,6 @@ def test_reduced_jpeg_decode_keeps_the_top5(classifier, sample_bgr):
         assert set(top_full) == set(top_reduced), (name, top_full, top_reduced)
 
 
-def _peak_rss_mib(pid):
-    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-        if line.startswith('VmHWM:'):
-            return int(line.split()[1]) / 1024
-    raise AssertionError('no VmHWM')
-
-
 def test_a_flood_of_bombs_is_refused_by_the_node_within_bounded_memory(sample_bgr):
     """20000 x 20000 PNGs and 16000 x 16000 JPEGs (1.2 and 0.77 GB decoded) sent to a
     two-worker node: each is counted malformed, the peak RSS grows < 512 MiB, and a normal
@@ -146,7 +138,7 @@ def test_a_flood_of_bombs_is_refused_by_the_node_within_bounded_memory(sample_bg
     try:
         assert wait_for(lambda: pub.get_subscription_count() > 0, timeout=20)
         assert wait_for(lambda: diag.latest, timeout=10)
-        before = _peak_rss_mib(proc.pid)
+        before = proc_status_kib(proc.pid, 'VmHWM') / 1024
         for i in range(8):
             fmt, data = bombs[i % 2]
             msg = CompressedImage(format=fmt)
@@ -154,7 +146,7 @@ def test_a_flood_of_bombs_is_refused_by_the_node_within_bounded_memory(sample_bg
             msg.header.frame_id = f'bomb-{i}'
             pub.publish(msg)
             assert wait_for(lambda: diag.value('malformed') >= i + 1, timeout=10), diag.latest
-        peak = _peak_rss_mib(proc.pid)
+        peak = proc_status_kib(proc.pid, 'VmHWM') / 1024
         good = CompressedImage(format='jpeg')
         good.data = jpeg
         good.header.frame_id = 'after-the-bombs'

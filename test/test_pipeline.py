@@ -113,14 +113,13 @@ def test_latest_frame_slot_replaces_unprocessed_frames_and_counts_drops(tmp_path
     img = np.zeros((32, 32, 3), np.uint8)
     with WorkerPool(clf, 1, out.on_result, out.on_error, warmup=False) as pool:
         pool.submit('cam', lambda: Frame('bgr', img), 0)  # taken by the worker, blocks
-        time.sleep(0.2)
+        assert wait_until(lambda: pool.pending() == 0)
         for i in range(1, 11):  # 10 more while the worker is busy: only the last survives
             pool.submit('cam', lambda: Frame('bgr', img), i)
         # (converted ahead by then, or still raw: one frame waits either way)
         assert wait_until(lambda: pool.pending() == 1)
         gate.set()
         assert out.wait(2)
-        time.sleep(0.2)
         stats = pool.stats()
     assert [r.meta for r in out.results] == [0, 10]
     assert stats['dropped'] == 9 and stats['received'] == 11 and stats['classified'] == 2

@@ -3,7 +3,6 @@
 each bounded in count and time."""
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from vision_msgs.msg import Classification
 
 from edge_classifier.encode import encode_compressed, encode_raw
 
-from ros_helpers import Harness, ros_process, stop, wait_for
+from ros_helpers import Harness, proc_status_kib, ros_process, stop, wait_for
 from test_backends import FAKE_BPU, compiled_model
 from test_node import small
 
@@ -135,13 +134,6 @@ def node_on_fake_bpu(cfg, tmp_path, prefix, **faults):
         'diagnostics_period': 0.2}, env=env)
 
 
-def _rss_kib(pid):
-    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-        if line.startswith('VmRSS:'):
-            return int(line.split()[1])
-    return 0
-
-
 def test_flood_of_1080p_frames_keeps_memory_and_latency_bounded(ros, default_cfg, tmp_path):
     """1080p frames at about 10x the model's rate: a slow model (the fake BPU adds 100 ms
     per inference, ~9 fps with one worker) and the camera publishing as fast as it can."""
@@ -151,12 +143,12 @@ def test_flood_of_1080p_frames_keeps_memory_and_latency_bounded(ros, default_cfg
         'topic': '/flood/image', 'width': 1920, 'height': 1080, 'rate': 500.0})
     try:
         assert wait_for(lambda: diag.value('classified') >= 5, timeout=30), diag.latest
-        rss_start = _rss_kib(node.pid)
+        rss_start = proc_status_kib(node.pid, 'VmRSS')
         received_start = diag.value('received')
         t0 = time.monotonic()
         time.sleep(5.0)
         seconds = time.monotonic() - t0
-        rss_end = _rss_kib(node.pid)
+        rss_end = proc_status_kib(node.pid, 'VmRSS')
         stats = dict(diag.latest)
         assert node.poll() is None
     finally:

@@ -93,14 +93,18 @@ def _download(url, out, quiet):
         print(f'[models] downloaded {out}', file=sys.stderr)
 
 
+def _config(name, models_dir=None):
+    """A model's config, its files looked up in `models_dir` when given."""
+    cfg = load_config(name)
+    return cfg.replace(models_dir=str(models_dir)) if models_dir else cfg
+
+
 def prepare(name, models_dir=None, untrained=False, download=False, force=False, quiet=False,
             dry_run=False):
     """Make the model files of one config exist; returns the ONNX path (or, with download,
     the first file fetched). dry_run checks that it can be done and says how, doing nothing.
     """
-    cfg = load_config(name)
-    if models_dir:
-        cfg = cfg.replace(models_dir=str(models_dir))
+    cfg = _config(name, models_dir)
     out = cfg.resolve(cfg.onnx_path)
     if download:
         urls = [(url, cfg.resolve(path)) for url, path in (
@@ -171,9 +175,7 @@ def main(argv=None):
     if args.command == 'list':
         print('| model | onnx | weights | source |\n|---|---|---|---|')
         for name in resources.available_models():
-            cfg = load_config(name)
-            if args.models_dir:
-                cfg = cfg.replace(models_dir=args.models_dir)
+            cfg = _config(name, args.models_dir)
             path = cfg.resolve(cfg.onnx_path)
             weights = _weights(path) if path.is_file() else 'missing'
             print(f'| {name} | {path} | {weights} | {cfg.source} |')

@@ -82,8 +82,8 @@ class StandIn:
     """A zero-CPU 'compiled model' for the fake hobot_dnn (source checkout only)."""
 
     def __init__(self, delay_ms=2.0):
-        self.fake = resources.source_root() / 'test' / 'fake_bpu' if resources.source_root() \
-            else None
+        root = resources.source_root()
+        self.fake = root / 'test' / 'fake_bpu' if root else None
         if self.fake is None or not (self.fake / 'hobot_dnn').is_dir():
             raise EdgeClassifierError('the BPU stand-in needs a source checkout (test/fake_bpu)')
         self.dir = tempfile.TemporaryDirectory(prefix='node_bench_')
