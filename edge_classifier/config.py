@@ -68,7 +68,11 @@ class ModelConfig:
     # ONNX Runtime threads per inference (0: one per core) and whether they spin waiting
     # for work: in_run = only while an inference runs (fast hand-offs inside it, no CPU
     # burnt between frames), always = ORT's default (keeps spinning after a run), never.
+    # ort_adaptive_threads: an inference that starts while another one runs (several
+    # workers under load) uses one thread (a second, single-threaded session), so sparse
+    # frames get every core and a flood does not oversubscribe them.
     ort_intra_op_threads: int = 0
+    ort_adaptive_threads: bool = True
     ort_spinning: str = 'in_run'
     ort_graph_optimization: str = 'all'
     bpu_core_id: int = 0

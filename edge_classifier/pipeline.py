@@ -160,11 +160,12 @@ class WorkerPool:
         self.on_error = on_error or (lambda source, kind, exc: None)
         self.clock = clock
         self.warmup = warmup
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # the converter's, and stop()
         self._slots = collections.OrderedDict()
         self._seq = 0
         self._turn = 0                 # counts takes, for the sources' turns
-        self._idle = 0                 # workers waiting for a frame
+        self._waiting = []             # idle workers' conditions, the last idle on top
         self._spare = []               # NV12 buffers for frames converted ahead
         self._running = False
         self._threads = []
@@ -196,6 +197,8 @@ class WorkerPool:
         with self._cond:
             self._running = False
             self._cond.notify_all()
+            for wake in self._waiting:
+                wake.notify()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -223,7 +226,8 @@ class WorkerPool:
                 stats.dropped += 1
             self._seq += 1
             slot.raw = (self._seq, make_frame, meta, now)
-            self._cond.notify_all()
+            self._wake_worker()
+            self._cond.notify_all()  # the converter
 
     def pending(self):
         with self._cond:
@@ -243,12 +247,21 @@ class WorkerPool:
                     best = (key, source)
         return None if best is None else best[1]
 
-    def _take(self):
+    def _wake_worker(self):
+        """A frame is waiting: wake the worker that became idle last (its thread, caches
+        and the runtime's state for it are warm: at a camera's pace one worker does every
+        frame, as fast as a single one). Called with the lock held."""
+        if self._waiting:
+            self._waiting[-1].notify()
+
+    def _take(self, wake):
         """A frame of the source whose turn it is, converted or not; None when stopping.
+        `wake`: this worker's condition (on the pool's lock).
 
         Returns (source, frame-or-make_frame, nv12-or-None, meta, t_in)."""
         with self._cond:
-            self._idle += 1
+            self._waiting.append(wake)
+            self._cond.notify_all()  # the converter watches the idle count
             try:
                 while self._running:
                     source = self._next_source()
@@ -264,10 +277,12 @@ class WorkerPool:
                         slot.raw = None
                         _, make_frame, meta, t_in = entry
                         return source, make_frame, None, meta, t_in
-                    self._cond.wait()
+                    wake.wait()
                 return None
             finally:
-                self._idle -= 1
+                self._waiting.remove(wake)
+                if self._next_source() is not None:
+                    self._wake_worker()  # more frames wait: the next idle worker
                 self._cond.notify_all()  # the converter watches the idle count
 
     def _decode_and_convert(self, source, make_frame, out):
@@ -284,6 +299,7 @@ class WorkerPool:
     def _work(self):
         clf = self.classifier
         own = clf.nv12_buffer()
+        wake = threading.Condition(self._lock)
         if self.warmup:
             # One inference per thread before the first frame: the runtime's per-thread
             # state and this thread's buffers are set up now, not on a camera frame.
@@ -292,7 +308,7 @@ class WorkerPool:
             except Exception as exc:
                 self.log.error(f'warm-up inference failed: {type(exc).__name__}: {exc}')
         while True:
-            taken = self._take()
+            taken = self._take(wake)
             if taken is None:
                 return
             source, frame, nv12, meta, t_in = taken
@@ -341,7 +357,8 @@ class WorkerPool:
                 while True:
                     if not self._running:
                         return
-                    source = self._next_source(ready_too=False) if self._idle == 0 else None
+                    source = (self._next_source(ready_too=False) if not self._waiting
+                              else None)
                     if source is not None:
                         break
                     self._cond.wait()
@@ -362,7 +379,7 @@ class WorkerPool:
                     self._spare.append(slot.ready[2])
                 slot.ready = (seq, frame, nv12, meta, t_in)
                 self.converted_ahead += 1
-                self._cond.notify_all()
+                self._wake_worker()
 
     def _count(self, source, kind, exc):
         with self._cond:

@@ -1,10 +1,15 @@
 """ONNX Runtime: the simulation backend, fed the same NV12 bytes as the BPU.
 
 NV12 -> RGB/BGR (OpenCV) -> (x - mean) / std -> NCHW float32 -> session. Per-thread
-preallocated buffers, one shared session (its run() releases the GIL, so worker threads
-run inferences in parallel).
+preallocated buffers; run() releases the GIL, so worker threads run inferences in parallel.
+
+Threads (ort_adaptive_threads): an inference that runs alone uses ort_intra_op_threads
+(0 = one per core), so a sparse camera's frame is done soonest; one that starts while
+another is running goes to a second, single-threaded session, so N workers under a flood
+use N threads instead of N x cores (measured on 2 cores, Lite0, in README "Benchmarks").
 """
 import threading
+import time
 
 import numpy as np
 
@@ -22,6 +27,12 @@ class OnnxRuntimeBackend(Backend):
         super().__init__(cfg)
         self.model_path = cfg.resolve(cfg.onnx_path)
         self.session = None
+        self._narrow = None          # the single-threaded session (ort_adaptive_threads)
+        self._lock = threading.Lock()
+        self._running = 0
+        self._last_end = float('-inf')
+        self._last_run = 0.0
+        self.narrow_runs = 0            # runs that went to the single-threaded session
         self._local = threading.local()
         self._mean = np.asarray(cfg.mean, np.float32).reshape(3, 1, 1)
         self._inv_std = (1.0 / np.asarray(cfg.std, np.float64)).astype(np.float32).reshape(3, 1, 1)
@@ -37,26 +48,10 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError('onnxruntime is not installed: `pip install onnxruntime` '
                                '(the standalone environment, make setup, has it)') from exc
         self._require_file(self.model_path, 'onnx_path')
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.cfg.ort_intra_op_threads
-        spinning = self.cfg.ort_spinning
-        opts.add_session_config_entry('session.intra_op.allow_spinning',
-                                      '0' if spinning == 'never' else '1')
-        if spinning == 'in_run':  # threads stop spinning as soon as a run completes
-            opts.add_session_config_entry('session.force_spinning_stop', '1')
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
-                                                _OPT_LEVELS[self.cfg.ort_graph_optimization])
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.model_path), sess_options=opts,
-                                                providers=['CPUExecutionProvider'])
-        except Exception as exc:  # ORT raises its own exception types
-            raise BackendError(f'onnxruntime cannot load {self.model_path}: '
-                               f'{str(exc).strip()[:300]} (corrupt file or not an ONNX model? '
-                               f'Delete it, then '
-                               f'{self.cfg.prepare_hint("onnx_path")})') from exc
+        cfg = self.cfg
+        self.session = self._session(ort, cfg.ort_intra_op_threads)
+        if cfg.ort_adaptive_threads and cfg.workers > 1 and cfg.ort_intra_op_threads != 1:
+            self._narrow = self._session(ort, 1)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)
@@ -70,6 +65,50 @@ class OnnxRuntimeBackend(Backend):
         self.untrained = self.metadata.get('edge_classifier.weights') == 'untrained'
         self.loaded = True
         return self
+
+    def _session(self, ort, threads):
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        spinning = self.cfg.ort_spinning
+        opts.add_session_config_entry('session.intra_op.allow_spinning',
+                                      '0' if spinning == 'never' else '1')
+        if spinning == 'in_run':  # threads stop spinning as soon as a run completes
+            opts.add_session_config_entry('session.force_spinning_stop', '1')
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
+                                                _OPT_LEVELS[self.cfg.ort_graph_optimization])
+        opts.log_severity_level = 3
+        try:
+            return ort.InferenceSession(str(self.model_path), sess_options=opts,
+                                        providers=['CPUExecutionProvider'])
+        except Exception as exc:  # ORT raises its own exception types
+            raise BackendError(f'onnxruntime cannot load {self.model_path}: '
+                               f'{str(exc).strip()[:300]} (corrupt file or not an ONNX model? '
+                               f'Delete it, then '
+                               f'{self.cfg.prepare_hint("onnx_path")})') from exc
+
+    def _run(self, blob):
+        """One session run: the wide session when the backend is idle (no run in flight,
+        none ended within half a run's time: sparse frames), else the single-threaded one
+        (when there is one). The margin keeps back-to-back runs of several workers on one
+        thread each, instead of one of them grabbing every core now and then."""
+        narrow = self._narrow
+        if narrow is None:
+            return self.session.run(None, {self.input_name: blob})[0]
+        with self._lock:
+            start = time.monotonic()
+            idle = self._running == 0 and start - self._last_end >= self._last_run / 2
+            session = self.session if idle else narrow
+            self._running += 1
+            self.narrow_runs += not idle
+        try:
+            return session.run(None, {self.input_name: blob})[0]
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._last_end = time.monotonic()
+                self._last_run = self._last_end - start
 
     def _buffers(self, n):
         local = self._local
@@ -96,11 +135,9 @@ class OnnxRuntimeBackend(Backend):
     def run_blob(self, blob):
         """Inference on a preprocessed NCHW float32 blob (the 'bare backend')."""
         if self.fixed_batch == 1 and blob.shape[0] > 1:
-            outs = [self.session.run(None, {self.input_name: blob[i:i + 1]})[0]
-                    for i in range(blob.shape[0])]
+            outs = [self._run(blob[i:i + 1]) for i in range(blob.shape[0])]
             return self._check_output(np.concatenate(outs), blob.shape[0])
-        return self._check_output(self.session.run(None, {self.input_name: blob})[0],
-                                  blob.shape[0])
+        return self._check_output(self._run(blob), blob.shape[0])
 
     def infer(self, nv12_batch):
         if not self.loaded:
@@ -108,5 +145,5 @@ class OnnxRuntimeBackend(Backend):
         return self.run_blob(self.preprocess(nv12_batch))
 
     def close(self):
-        self.session = None
+        self.session = self._narrow = None
         super().close()
