@@ -2,6 +2,8 @@
 follows the board's documented API."""
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,38 @@ def test_onnxruntime_backend_on_the_default_model(default_cfg, samples):
         assert scores.shape == (2, 1000) and scores.dtype == np.float32
         assert int(np.argmax(scores[0])) == 967  # espresso
         assert np.allclose(scores[0], scores[1], atol=1e-5)
+
+
+def test_adaptive_threads_one_thread_per_inference_only_under_load(default_cfg, samples):
+    """ort_adaptive_threads: sparse inferences use the wide session; inferences that
+    overlap go to the single-threaded one, with the same scores."""
+    nv12 = to_nv12(read_image(samples['coffee']), Geometry.from_config(default_cfg))
+    cfg = default_cfg.replace(workers=2, ort_intra_op_threads=0, ort_adaptive_threads=True)
+    with create_backend(cfg, backend='onnxruntime') as backend:
+        assert backend._narrow is not None
+        first = backend.infer([nv12])
+        for _ in range(3):
+            time.sleep(0.05)  # idle between frames, as a camera at its pace
+            assert np.array_equal(backend.infer([nv12]), first)
+        assert backend.narrow_runs == 0
+        results = []
+
+        def loop():
+            results.extend(backend.infer([nv12]) for _ in range(20))
+
+        threads = [threading.Thread(target=loop) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert backend.narrow_runs >= 10, 'back-to-back runs of two workers stay narrow'
+        for scores in results:
+            assert np.allclose(scores, first, atol=1e-5)
+            assert int(np.argmax(scores)) == 967
+    for off in (cfg.replace(ort_adaptive_threads=False), cfg.replace(workers=1),
+                cfg.replace(ort_intra_op_threads=1)):
+        with create_backend(off, backend='onnxruntime') as backend:
+            assert backend._narrow is None
 
 
 def test_preprocess_is_nv12_to_rgb_normalized_nchw(default_cfg):

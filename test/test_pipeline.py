@@ -208,6 +208,39 @@ def test_sources_take_turns_whatever_order_their_frames_arrive_in(tmp_path):
     assert max(per.values()) - min(per.values()) <= 1, per
 
 
+def test_at_a_camera_pace_the_last_idle_worker_takes_every_frame(tmp_path):
+    """Frames one at a time into 3 workers: the worker that went idle last (warm) takes the
+    next one, so sparse frames do not rotate over cold threads; a burst uses them all."""
+    clf = Classifier(tiny_config(tmp_path))
+    out, names = Collector(), []
+    img = np.zeros((48, 64, 3), np.uint8)
+
+    def on_result(result):
+        names.append(threading.current_thread().name)
+        out.on_result(result)
+
+    with WorkerPool(clf, 3, on_result, out.on_error) as pool:
+        for i in range(12):
+            pool.submit('cam', lambda: Frame('bgr', img), i)
+            assert out.wait(i + 1)
+        assert len(set(names)) == 1, names
+        gate, started = threading.Event(), threading.Semaphore(0)
+        real_infer = clf.backend.infer
+
+        def held_infer(batch):
+            started.release()
+            gate.wait(5)
+            return real_infer(batch)
+
+        clf.backend.infer = held_infer
+        for i in range(3):  # three sources at once: every worker gets one
+            pool.submit(f'cam{i}', lambda: Frame('bgr', img), i)
+        assert all(started.acquire(timeout=5) for _ in range(3))
+        gate.set()
+        assert out.wait(15)
+    assert len(set(names[12:])) == 3, names[12:]
+
+
 def test_malformed_frames_and_backend_failures_are_counted_and_workers_go_on(tmp_path):
     clf = Classifier(tiny_config(tmp_path))
     out = Collector()
