@@ -4,7 +4,7 @@
                           [--seconds 10] [--rounds 5] [--json FILE]
     (also python -m edge_classifier.tools.bench)
 
-Measured in one run, on this machine's CPU (ONNX Runtime; not BPU figures):
+Measured in one run, with ONNX Runtime on this machine's CPU (--backend bpu on the board):
   * bare: N threads calling the backend on one NV12 buffer of the model's input size
     (Classifier.infer: what the BPU takes; ONNX Runtime's NV12 -> RGB -> normalize is part
     of it, as it is part of that backend), intra-op threads from the config;
@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import resources
-from ..config import load_config
+from ..config import BACKENDS, load_config
 from ..encode import encode_raw
 from ..errors import EdgeClassifierError, cli
 from ..frames import image_to_frame
@@ -165,11 +165,16 @@ def main(argv=None):
     parser.add_argument('--rounds', type=int, default=5,
                         help='bare and pipeline alternate in this many rounds')
     parser.add_argument('--json', help='also write the rows as JSON to this file')
+    parser.add_argument('--backend', choices=BACKENDS, default='onnxruntime',
+                        help='onnxruntime (any machine), bpu (the board: hobot_dnn and the '
+                             'compiled .bin), auto (as the config says)')
     args = parser.parse_args(argv)
     worker_counts = [int(w) for w in args.workers.split(',') if w]
 
     rows, summary, failed = [], [], []
-    print(f'# edge_classifier benchmark: ONNX Runtime on this CPU, not BPU figures '
+    what = ('ONNX Runtime on this CPU, not BPU figures' if args.backend == 'onnxruntime'
+            else f'backend {args.backend}')
+    print(f'# edge_classifier benchmark: {what} '
           f'({args.seconds:g} s per point and mode in {args.rounds} alternating rounds; '
           f'medians over rounds; input 640x480 bgr8 for the pipeline)\n')
     print('| model | workers | bare p50 ms | bare p99 ms | bare FPS | pipeline p50 ms | '
@@ -179,7 +184,8 @@ def main(argv=None):
                file=sys.stderr, leave=False)
     for name in args.model:
         try:
-            clf = Classifier(load_config(name).replace(backend='onnxruntime'))
+            cfg = load_config(name)
+            clf = Classifier(cfg if args.backend == 'auto' else cfg.replace(backend=args.backend))
         except EdgeClassifierError as exc:
             print(f'| {name} | skipped: {exc} ||||||||')
             failed.append(f'{name}: {exc}')

@@ -15,8 +15,9 @@ compiled float model up to quantization. Calls are recorded in CALLS for asserti
 Fault injection for robustness tests: "fail_first": N makes the first N forward() calls
 raise, as a BPU timeout would; "delay_ms": D makes every forward() take D ms longer, a
 slow model for flood tests. "zero_cpu": true (no "onnx" needed) makes forward() only check
-its input, sleep delay_ms and return fixed scores: a BPU stand-in that uses no CPU, for the
-node benchmark's measure of the node's own cost (edge_classifier.tools.node_bench).
+its input, sleep delay_ms and return fixed scores ("num_classes" of them, 1000 by
+default): a BPU stand-in that uses no CPU, for the node benchmark's measure of the node's
+own cost (edge_classifier.tools.node_bench) and `edge-classifier-bench --backend bpu`.
 """
 import json
 import time
@@ -51,7 +52,8 @@ class Model:
         self.inputs = [Tensor('data', TensorProperties(spec.get('layout', 'NCHW'),
                                                        spec['shape'],
                                                        spec.get('tensor_type', 'NV12')))]
-        self.outputs = [Tensor('output', TensorProperties('NCHW', (1, 1000, 1, 1), 'F32'))]
+        classes = spec.get('num_classes', 1000)
+        self.outputs = [Tensor('output', TensorProperties('NCHW', (1, classes, 1, 1), 'F32'))]
 
     def forward(self, input_tensor, core_id=0, priority=0):
         CALLS.append({'core_id': core_id, 'priority': priority})
@@ -65,8 +67,8 @@ class Model:
             raise RuntimeError(f'input must be uint8 NV12 of {w}x{h} ({h * w * 3 // 2} bytes), '
                                f'got {arr.dtype} {arr.size}')
         if self._session is None:
-            scores = np.zeros((1, 1000, 1, 1), np.float32)
-            scores[0, int(arr[0]) % 1000] = 10.0  # depends on the frame, costs nothing
+            scores = np.zeros(self.outputs[0].properties.shape, np.float32)
+            scores[0, int(arr[0]) % scores.shape[1]] = 10.0  # depends on the frame, cheap
             return [Tensor('output', self.outputs[0].properties, scores)]
         rgb = cv2.cvtColor(arr.reshape(h * 3 // 2, w), cv2.COLOR_YUV2RGB_NV12).astype(np.float32)
         x = (rgb - np.float32(self._spec['mean'])) * np.float32(self._spec['scale'])
