@@ -143,7 +143,8 @@ class WorkerPool:
     ahead the waiting frame whose turn comes next, so conversion overlaps inference
     (with one worker too); a converted frame that a newer one replaces before a worker takes
     it is a counted drop, like a replaced raw one. At most one raw and one converted frame
-    wait per source: memory is bounded whatever the input rate.
+    wait per source: memory is bounded whatever the input rate. A new frame wakes the worker
+    that went idle last, so at a camera's pace one warm worker does every frame.
 
     on_result(Result) is called from the worker thread; on_error(source, kind, exception)
     for malformed frames ('malformed') and backend failures ('error'). Failures of those
@@ -261,7 +262,6 @@ class WorkerPool:
         Returns (source, frame-or-make_frame, nv12-or-None, meta, t_in)."""
         with self._cond:
             self._waiting.append(wake)
-            self._cond.notify_all()  # the converter watches the idle count
             try:
                 while self._running:
                     source = self._next_source()
