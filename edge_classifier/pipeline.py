@@ -230,6 +230,12 @@ class WorkerPool:
             self._wake_worker()
             self._cond.notify_all()  # the converter
 
+    @property
+    def idle_workers(self):
+        """Workers waiting for a frame (warmed up, if warm-up is on)."""
+        with self._cond:
+            return len(self._waiting)
+
     def pending(self):
         with self._cond:
             return sum((slot.raw is not None) + (slot.ready is not None)

@@ -220,6 +220,7 @@ def test_at_a_camera_pace_the_last_idle_worker_takes_every_frame(tmp_path):
         out.on_result(result)
 
     with WorkerPool(clf, 3, on_result, out.on_error) as pool:
+        assert wait_until(lambda: pool.idle_workers == 3)  # all warmed up
         for i in range(12):
             pool.submit('cam', lambda: Frame('bgr', img), i)
             assert out.wait(i + 1)
