@@ -3,7 +3,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+
+from edge_classifier.tools.node_bench import StandIn
 
 from helpers import tiny_config, write_params_file
 
@@ -31,21 +32,16 @@ def test_bench_prints_bare_vs_pipeline_and_nv12_tables(tmp_path):
 
 
 def test_bench_runs_the_bpu_backend_as_on_the_board(tmp_path):
-    """--backend bpu: the board's path, here on the fake hobot_dnn with a 2 ms stand-in
-    that uses no CPU (as the BPU does)."""
-    fake = Path(__file__).resolve().parent / 'fake_bpu'
+    """--backend bpu: the board's path, here on the fake hobot_dnn with node_bench's 2 ms
+    stand-in that uses no CPU (as the BPU does)."""
     cfg = tiny_config(tmp_path)
-    stand_in = tmp_path / 'stand_in.bin'
-    stand_in.write_text(json.dumps({'zero_cpu': True, 'delay_ms': 2.0, 'layout': 'NCHW',
-                                    'tensor_type': 'NV12', 'num_classes': cfg.num_classes,
-                                    'shape': [1, 3, cfg.input_height, cfg.input_width]}))
-    path = write_params_file(cfg.replace(bpu_path=str(stand_in), model_name='stand_in'),
+    stand_in = StandIn(delay_ms=2.0, cfg=cfg)
+    path = write_params_file(cfg.replace(bpu_path=str(stand_in.bin), model_name='stand_in'),
                              tmp_path / 'stand_in.yaml')
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(fake)] + sys.path)}
     proc = subprocess.run([sys.executable, '-m', 'edge_classifier.tools.bench', '--backend',
                            'bpu', '--model', str(path), '--workers', '1', '--seconds', '0.6',
                            '--rounds', '2'], capture_output=True, text=True, timeout=120,
-                          env=env)
+                          env={**os.environ, **stand_in.env()})
     assert proc.returncode == 0, proc.stderr
     assert 'backend bpu' in proc.stdout.splitlines()[0]
     row = next(line for line in proc.stdout.splitlines() if line.startswith('| stand_in | 1 |'))

@@ -79,19 +79,20 @@ def _rss_mib(pid):
 
 
 class StandIn:
-    """A zero-CPU 'compiled model' for the fake hobot_dnn (source checkout only)."""
+    """A zero-CPU 'compiled model' for the fake hobot_dnn (source checkout only), shaped
+    like `cfg`'s model (EfficientNet-Lite0 by default)."""
 
-    def __init__(self, delay_ms=2.0):
+    def __init__(self, delay_ms=2.0, cfg=None):
         root = resources.source_root()
         self.fake = root / 'test' / 'fake_bpu' if root else None
         if self.fake is None or not (self.fake / 'hobot_dnn').is_dir():
             raise EdgeClassifierError('the BPU stand-in needs a source checkout (test/fake_bpu)')
         self.dir = tempfile.TemporaryDirectory(prefix='node_bench_')
-        cfg = load_config('efficientnet_lite0')
+        cfg = cfg or load_config('efficientnet_lite0')
         self.bin = Path(self.dir.name) / 'stand_in.bin'
         self.bin.write_text(json.dumps({
             'zero_cpu': True, 'delay_ms': delay_ms, 'layout': 'NCHW', 'tensor_type': 'NV12',
-            'shape': [1, 3, cfg.input_height, cfg.input_width]}))
+            'num_classes': cfg.num_classes, 'shape': [1, 3, cfg.input_height, cfg.input_width]}))
 
     def env(self):
         return {'PYTHONPATH': os.pathsep.join(filter(None, [str(self.fake),
