@@ -10,6 +10,8 @@ import threading
 import cv2
 import numpy as np
 
+from .nv12 import nv12_to_rgb
+
 _TO_BGR = {'rgb': cv2.COLOR_RGB2BGR, 'bgra': cv2.COLOR_BGRA2BGR, 'rgba': cv2.COLOR_RGBA2BGR,
            'gray': cv2.COLOR_GRAY2BGR, 'yuyv': cv2.COLOR_YUV2BGR_YUYV,
            'uyvy': cv2.COLOR_YUV2BGR_UYVY}
@@ -22,7 +24,7 @@ def frame_to_bgr(frame, width=0):
         nv12 = np.empty((h * 3 // 2, w), np.uint8)
         nv12[:h] = frame.data
         nv12[h:] = frame.uv.reshape(h // 2, w)
-        bgr = cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12)
+        bgr = nv12_to_rgb(nv12, w, h, order='bgr')
     elif frame.kind == 'bgr':
         bgr = frame.data
     else:
