@@ -173,7 +173,7 @@ def compressed_to_frame(fmt, data, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, geometry
         raise FrameError(f'{kind} header declares {width}x{height} = {width * height} pixels, '
                          f'over max_image_pixels ({max_pixels}); refused before decoding '
                          f'(raise the parameter if a camera really sends this)')
-    _check_complete(buf, fmt)
+    _check_complete(buf, kind, fmt)
     factor = geometry.reduction(width, height) if kind == 'jpeg' and geometry is not None else 1
     image = cv2.imdecode(buf, _REDUCED[factor])
     if image is None:
@@ -181,13 +181,14 @@ def compressed_to_frame(fmt, data, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, geometry
     return Frame('bgr', image)
 
 
-def _check_complete(buf, fmt):
-    """Truncated JPEG/PNG: libjpeg would decode the rest as grey and only warn."""
-    head, tail = bytes(buf[:8]), bytes(buf[-64:])
-    if head[:2] == b'\xff\xd8' and b'\xff\xd9' not in tail:
+def _check_complete(buf, kind, fmt):
+    """Truncated JPEG/PNG (`kind` from compressed_size): libjpeg would decode the rest as
+    grey and only warn."""
+    tail = bytes(buf[-64:])
+    if kind == 'jpeg' and b'\xff\xd9' not in tail:
         raise FrameError(f'truncated {fmt} image: {buf.size} bytes and no JPEG end-of-image '
                          f'marker')
-    if head == b'\x89PNG\r\n\x1a\n' and b'IEND' not in tail:
+    if kind == 'png' and b'IEND' not in tail:
         raise FrameError(f'truncated {fmt} image: {buf.size} bytes and no PNG IEND chunk')
 
 
