@@ -1,11 +1,12 @@
-"""The classifier as a managed (lifecycle) node: the same node name, parameters and wiring
-as classifier_node (node.ClassifierWiring), run on lifecycle transitions.
+"""The classifier as a managed (lifecycle) node: the same node name, parameters and parts
+as classifier_node (node.ClassifierParts), run on lifecycle transitions.
 
     configure   load and check the model and labels, create the publishers, start the
                 workers (a bad model fails the transition with the reason, logged; the
                 node stays up, unconfigured)
     activate    subscribe, publish LabelInfo/VisionInfo (latched) and diagnostics
-    deactivate  unsubscribe and stop publishing; the model stays loaded
+    deactivate  unsubscribe; nothing is published once the transition has returned;
+                frames waiting or in flight are dropped (counted); the model stays loaded
     cleanup     stop the workers, unload the model, drop the publishers
     shutdown    from any state; SIGINT/SIGTERM end the process cleanly in any state
 
@@ -18,17 +19,17 @@ from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
 from .errors import EdgeClassifierError
-from .node import NODE_NAME, ClassifierWiring
+from .node import NODE_NAME, ClassifierParts
 from .ros_main import run_node
 
 
-class ClassifierLifecycleNode(ClassifierWiring, LifecycleNode):
+class ClassifierLifecycleNode(ClassifierParts, LifecycleNode):
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         self._unusable = None
         try:
-            self.cfg, self.io = self._declare_all()
+            self._init_parts()
         except (EdgeClassifierError, ParameterException) as exc:
             # A managed node stays up and reports it on configure, where a manager sees it.
             self._unusable = exc
@@ -44,32 +45,28 @@ class ClassifierLifecycleNode(ClassifierWiring, LifecycleNode):
         try:
             self._configure()
         except EdgeClassifierError as exc:
-            self._cleanup()
-            self._destroy_outputs()
             return self._fail('configure', exc)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state):
-        self._activate()
+        self.session.activate()
         return super().on_activate(state)
 
     def on_deactivate(self, state):
-        self._deactivate()
+        self.session.deactivate()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state):
-        self._cleanup()
-        self._destroy_outputs()
+        self._teardown()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state):
-        self._deactivate()
-        self._cleanup()
-        self._destroy_outputs()
+        self._teardown()
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state):
-        return self.on_shutdown(state)
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
 
 
 def main(args=None):

@@ -2,10 +2,12 @@
 
 frame_to_bgr() turns a Frame of any supported encoding into BGR at a chosen width;
 draw() writes the model name and the top-k (names and scores) on it; OverlayWorker does
-both on a thread of its own from a one-frame slot, so drawing never delays inference and
-a busy drawer drops stale frames (the newest result wins).
+both on a thread of its own from a slot per source, so drawing never delays inference and
+a busy drawer drops stale frames (the newest result of a source wins).
 """
+import collections
 import threading
+import traceback
 
 import cv2
 import numpy as np
@@ -56,10 +58,13 @@ def draw(bgr, title, hypotheses):
 
 
 class OverlayWorker:
-    """Draws and hands out overlays on its own thread, from a latest-result slot.
+    """Draws and hands out overlays on its own thread, from a latest-result slot per source.
 
-    submit(frame, hypotheses, meta, publish): publish(bgr, meta) is called on the thread.
-    A result that arrives while the previous one is still waiting replaces it (counted).
+    submit(source, frame, hypotheses, meta, publish): publish(bgr, meta) is called on the
+    thread. A result that arrives while the same source's previous one still waits replaces
+    it (counted); sources waiting are drawn in the order they started waiting, so a fast
+    camera does not starve a slow one's overlay. Results of one source are submitted in
+    order (the pool's emit), so its overlays are published in order too.
     """
 
     def __init__(self, title, width=0, logger=None):
@@ -68,37 +73,51 @@ class OverlayWorker:
         self.log = logger
         self.drawn = 0
         self.dropped = 0
-        self._job = None
+        self._jobs = collections.OrderedDict()
         self._cond = threading.Condition()
         self._running = True
         self._thread = threading.Thread(target=self._run, name='edge_classifier-overlay',
                                         daemon=True)
         self._thread.start()
 
-    def submit(self, frame, hypotheses, meta, publish):
+    def submit(self, source, frame, hypotheses, meta, publish):
         with self._cond:
-            if self._job is not None:
+            if source in self._jobs:
                 self.dropped += 1
-            self._job = (frame, hypotheses, meta, publish)
+            self._jobs[source] = (frame, hypotheses, meta, publish)
             self._cond.notify()
+
+    def discard(self):
+        """Forget the results waiting to be drawn (counted dropped): on deactivate."""
+        with self._cond:
+            self.dropped += len(self._jobs)
+            self._jobs.clear()
+
+    def alive(self):
+        return self._thread.is_alive()
 
     def _run(self):
         while True:
             with self._cond:
-                while self._running and self._job is None:
+                while self._running and not self._jobs:
                     self._cond.wait()
                 if not self._running:
                     return
-                (frame, hypotheses, meta, publish), self._job = self._job, None
+                _, (frame, hypotheses, meta, publish) = self._jobs.popitem(last=False)
             try:
-                publish(draw(frame_to_bgr(frame, self.width), self.title, hypotheses), meta)
-                self.drawn += 1
-            except Exception as exc:  # a drawing or publishing failure must not end the thread
+                if publish(draw(frame_to_bgr(frame, self.width), self.title, hypotheses),
+                           meta) is not False:
+                    self.drawn += 1
+                else:
+                    self.dropped += 1
+            except Exception:  # a drawing or publishing failure must not end the thread
                 if self.log is not None:
-                    self.log.error(f'overlay failed: {type(exc).__name__}: {exc}')
+                    self.log.error(f'overlay failed:\n{traceback.format_exc()}')
 
     def stop(self, timeout=2.0):
         with self._cond:
             self._running = False
+            self._jobs.clear()
             self._cond.notify_all()
         self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -11,6 +11,10 @@ class LabelsError(EdgeClassifierError, ValueError):
     """The labels file is missing or does not match the model's classes."""
 
 
+class ScoresError(EdgeClassifierError, ValueError):
+    """The model's output cannot be turned into results (NaN or infinite scores)."""
+
+
 @dataclass(frozen=True)
 class Hypothesis:
     class_id: str      # the class index as a string, as vision_msgs/ObjectHypothesis has it
@@ -32,6 +36,10 @@ def softmax(scores):
 def top_k(scores, k, threshold=0.0, labels=None, apply_softmax=True):
     """The k best classes of one score vector with score >= threshold, best first."""
     scores = np.asarray(scores).reshape(-1)
+    if not np.isfinite(scores).all():
+        bad = int(np.count_nonzero(~np.isfinite(scores)))
+        raise ScoresError(f'the model output {bad} non-finite score(s) of {scores.size} '
+                          f'(NaN or infinity): a broken model or backend, no result published')
     probs = softmax(scores) if apply_softmax else np.clip(scores.astype(np.float64), 0.0, 1.0)
     k = min(k, probs.size)
     idx = np.argpartition(-probs, k - 1)[:k]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from edge_classifier.frames import Frame, FrameError, read_image
-from edge_classifier.pipeline import Classifier, WorkerPool
+from edge_classifier.pipeline import Classifier
+from edge_classifier.pool import WorkerPool
 from edge_classifier.postprocess import top_k
 
 from conftest import EXPECTED_TOP1

@@ -122,16 +122,18 @@ def test_bad_input_corpus_is_dropped_counted_and_good_frames_still_classified(
     print(f'bad-input corpus: {tried} categories, 1 frame each, 0 crashes')
 
 
-def node_on_fake_bpu(cfg, tmp_path, prefix, **faults):
+def node_on_fake_bpu(cfg, tmp_path, prefix, module='edge_classifier.node', params=None,
+                     ros_args=(), **faults):
     """classifier_node (1 worker) on the BPU backend, the fake hobot_dnn with faults
-    (fail_first, delay_ms), reading <prefix>/image, publishing <prefix>/classification."""
+    (fail_first, delay_ms, bad_outputs), reading <prefix>/image, publishing
+    <prefix>/classification; `params` add to or replace the node's parameters."""
     bin_path = compiled_model(tmp_path / 'model.bin', cfg.resolve(cfg.onnx_path), cfg, **faults)
     env = {'PYTHONPATH': os.pathsep.join(filter(None, [FAKE_BPU,
                                                        os.environ.get('PYTHONPATH')]))}
-    return ros_process('edge_classifier.node', {
+    return ros_process(module, {
         'image_topics': [prefix + '/image'], 'output_topic': prefix + '/classification',
         'backend': 'bpu', 'bpu_path': str(bin_path), 'workers': 1,
-        'diagnostics_period': 0.2}, env=env)
+        'diagnostics_period': 0.2, **(params or {})}, env=env, ros_args=ros_args)
 
 
 def test_flood_of_1080p_frames_keeps_memory_and_latency_bounded(ros, default_cfg, tmp_path):

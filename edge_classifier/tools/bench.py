@@ -34,7 +34,8 @@ from ..encode import encode_raw
 from ..errors import EdgeClassifierError, cli
 from ..frames import image_to_frame
 from ..nv12 import Geometry, bgr_to_nv12, rdk_bgr2nv12, to_nv12
-from ..pipeline import Classifier, WorkerPool
+from ..pipeline import Classifier
+from ..pool import WorkerPool
 
 
 def count_parameters(onnx_path):

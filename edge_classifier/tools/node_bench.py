@@ -45,6 +45,7 @@ from .. import resources
 from ..config import load_config
 from ..errors import EdgeClassifierError, cli
 from ..ros_main import node_command
+from ..wiring.diagnostics import BOOKS_KEY
 
 FLOOD_HZ = 300.0
 CASES = ('floor', 'stand-in', 'naive', 'classifier_node')
@@ -187,8 +188,8 @@ def measure(node, case, rate, seconds, stand_in, cameras=1, overlay=False, tag='
             'p50': float(np.percentile(lat, 50)), 'p99': float(np.percentile(lat, 99)),
             'per_camera': [listener.frame_ids.count(f'cam{i}') / seconds
                            for i in range(cameras)],
-            'received': [listener.diag.get(f'{t}: received/classified/dropped/malformed/'
-                                           f'errors', '?').split('/')[0] for t in inputs],
+            'received': [listener.diag.get(f'{t}: {BOOKS_KEY}', '?').split('/')[0]
+                         for t in inputs],
             'rss': (rss0, rss1), 'exit': codes}
 
 

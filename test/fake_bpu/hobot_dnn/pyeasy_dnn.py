@@ -14,7 +14,9 @@ model with ONNX Runtime on NV12 -> RGB -> (x - mean) * scale, so results match a
 compiled float model up to quantization. Calls are recorded in CALLS for assertions.
 Fault injection for robustness tests: "fail_first": N makes the first N forward() calls
 raise, as a BPU timeout would; "delay_ms": D makes every forward() take D ms longer, a
-slow model for flood tests. "zero_cpu": true (no "onnx" needed) makes forward() only check
+slow model for flood tests; "bad_outputs": {"<call number>": "nan" | "shape"} makes those
+forward() calls (1-based, warm-up included) return NaN scores, or 7 scores too many, as a
+broken compiled model would. "zero_cpu": true (no "onnx" needed) makes forward() only check
 its input, sleep delay_ms and return fixed scores ("num_classes" of them, 1000 by
 default): a BPU stand-in that uses no CPU, for the node benchmark's measure of the node's
 own cost (edge_classifier.tools.node_bench) and `edge-classifier-bench --backend bpu`.
@@ -69,13 +71,19 @@ class Model:
         if self._session is None:
             scores = np.zeros(self.outputs[0].properties.shape, np.float32)
             scores[0, int(arr[0]) % scores.shape[1]] = 10.0  # depends on the frame, cheap
-            return [Tensor('output', self.outputs[0].properties, scores)]
-        rgb = cv2.cvtColor(arr.reshape(h * 3 // 2, w), cv2.COLOR_YUV2RGB_NV12).astype(np.float32)
-        x = (rgb - np.float32(self._spec['mean'])) * np.float32(self._spec['scale'])
-        scores = self._session.run(None, {self._session.get_inputs()[0].name:
-                                          x.transpose(2, 0, 1)[None]})[0]
-        return [Tensor('output', self.outputs[0].properties,
-                       scores.reshape(1, -1, 1, 1).astype(np.float32))]
+        else:
+            rgb = cv2.cvtColor(arr.reshape(h * 3 // 2, w),
+                               cv2.COLOR_YUV2RGB_NV12).astype(np.float32)
+            x = (rgb - np.float32(self._spec['mean'])) * np.float32(self._spec['scale'])
+            scores = self._session.run(None, {self._session.get_inputs()[0].name:
+                                              x.transpose(2, 0, 1)[None]})[0]
+            scores = scores.reshape(1, -1, 1, 1).astype(np.float32)
+        bad = self._spec.get('bad_outputs', {}).get(str(len(CALLS)))
+        if bad == 'nan':
+            scores = np.full_like(scores, np.nan)
+        elif bad == 'shape':
+            scores = np.zeros((1, scores.size + 7, 1, 1), np.float32)
+        return [Tensor('output', self.outputs[0].properties, scores)]
 
 
 def load(path):

@@ -1,0 +1,77 @@
+"""The node's /diagnostics status: rates, latencies, the books of every source and the
+threads alive, published on a timer while the node is active."""
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+ERROR_STREAK = 5  # consecutive backend failures before diagnostics report ERROR
+BOOKS = ('received', 'classified', 'dropped', 'malformed', 'errors', 'in_flight')
+BOOKS_KEY = '/'.join(BOOKS)   # "<source>: received/classified/dropped/malformed/errors/in_flight"
+
+
+def status_level(stats, untrained, overlay_alive=True):
+    """(level, message) of the classifier's status from a pool stats() snapshot."""
+    dead = []
+    if stats['live_workers'] < stats['workers']:
+        dead.append(f'{stats["live_workers"]} of {stats["workers"]} workers alive')
+    if not stats['converter_alive']:
+        dead.append('the converter thread is dead')
+    if not overlay_alive:
+        dead.append('the overlay thread is dead')
+    if dead:
+        return DiagnosticStatus.ERROR, '; '.join(dead)
+    if stats['consecutive_errors'] >= ERROR_STREAK:
+        return DiagnosticStatus.ERROR, \
+            f'inference failing: {stats["consecutive_errors"]} errors in a row'
+    if untrained:
+        return DiagnosticStatus.WARN, 'model has untrained weights'
+    return DiagnosticStatus.OK, 'classifying'
+
+
+class Diagnostics:
+    """A timer (started by start(), on activate) publishing the status through `publish`."""
+
+    def __init__(self, node, period, session):
+        self.node = node
+        self.period = period
+        self.session = session
+        self._timer = None
+
+    def start(self):
+        if self._timer is None:
+            self._timer = self.node.create_timer(self.period, self._publish)
+
+    def stop(self):
+        if self._timer is not None:
+            self.node.destroy_timer(self._timer)
+            self._timer = None
+
+    def _publish(self):
+        self.session.outputs.publish_diagnostics(self.status())
+
+    def status(self):
+        session = self.session
+        classifier, backend = session.classifier, session.classifier.backend
+        s = session.pool.stats()
+        overlay = session.outputs.overlay_worker
+        status = DiagnosticStatus()
+        status.name = f'{self.node.get_name()}: classifier'
+        status.hardware_id = backend.name
+        status.level, status.message = status_level(s, classifier.untrained, overlay.alive())
+        values = [('model', classifier.cfg.model_name), ('backend', backend.name),
+                  ('model_path', str(backend.model_path)), ('workers', str(s['workers'])),
+                  ('live_workers', str(s['live_workers']))]
+        for key in ('input_fps', 'classified_fps', *BOOKS, 'inference_ms_p50',
+                    'inference_ms_p99', 'end_to_end_ms_p50', 'end_to_end_ms_p99'):
+            value = s[key]
+            values.append((key, f'{value:.1f}' if key.endswith('_fps') else
+                           f'{value:.2f}' if isinstance(value, float) else str(value)))
+        values.append(('overlays', f'{overlay.drawn} drawn, {overlay.dropped} dropped (only '
+                                   f'while classification/overlay is watched)'))
+        for topic, reliability in session.inputs.reliabilities().items():
+            values.append((f'{topic}: reliability', reliability))
+        for source, st in s['sources'].items():
+            values.append((f'{source}: {BOOKS_KEY}',
+                           '/'.join(str(getattr(st, key)) for key in BOOKS)))
+            if st.last_error:
+                values.append((f'{source}: last error', st.last_error[:200]))
+        status.values = [KeyValue(key=k, value=v) for k, v in values]
+        return status

@@ -1,0 +1,109 @@
+"""What configure builds and cleanup takes down: the model, the worker pool, the outputs,
+the inputs and the diagnostics of one configured node, composed; close() is the one
+teardown (destroy_node, cleanup, shutdown and errors all end here)."""
+from rcl_interfaces.msg import ParameterDescriptor
+
+from ..errors import EdgeClassifierError
+from ..pipeline import Classifier, Settings
+from ..pool import WorkerPool
+from .diagnostics import Diagnostics
+from .inputs import Inputs
+from .outputs import Outputs
+from .parameters import StartupError
+
+
+class Session:
+    """configure -> Session(node, cfg, io); activate(); deactivate(); close()."""
+
+    def __init__(self, node, cfg, io):
+        self.node = node
+        self.cfg = cfg
+        self.active = False
+        self.pool = self.outputs = self.inputs = self.diagnostics = None
+        try:
+            self.classifier = Classifier(cfg)
+        except EdgeClassifierError as exc:
+            raise StartupError(str(exc)) from exc
+        try:
+            backend = self.classifier.backend
+            log = node.get_logger()
+            if self.classifier.untrained:
+                log.error(f'MODEL HAS UNTRAINED (RANDOM) WEIGHTS: {backend.describe()}. Its '
+                          f'classes are meaningless; use it for speed measurements only.')
+            log.info(f'model {cfg.model_name} ({cfg.origin}): {backend.describe()}, '
+                     f'{cfg.workers} workers')
+            if not node.has_parameter('class_names'):
+                labels = self.classifier.labels or [str(i) for i in range(cfg.num_classes)]
+                node.declare_parameter('class_names', labels, ParameterDescriptor(
+                    description='class names by class_id (the label database).',
+                    read_only=True))
+            self.pool = WorkerPool(self.classifier, cfg.workers, on_error=self._on_frame_error,
+                                   logger=log)
+            self.inputs = Inputs(node, io, self.classifier.geometry, self.pool.submit)
+            self.outputs = Outputs(node, io, self.inputs.topics,
+                                   f'{cfg.model_name} ({backend.name})')
+            self.pool.on_result = self.outputs.publish_result
+            self.diagnostics = Diagnostics(node, io['diagnostics_period'], self)
+            self.pool.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def activate(self):
+        """Outputs open, label map latched, diagnostics on, inputs last (once a camera
+        sees a subscriber, everything is ready)."""
+        self.outputs.open()
+        self.publish_label_info()
+        self.diagnostics.start()
+        self.inputs.subscribe()
+        self.active = True
+
+    def deactivate(self):
+        """Nothing is published once this returns; frames waiting or in flight are dropped
+        (counted); the model stays loaded and the workers wait."""
+        self.active = False
+        if self.outputs is not None:
+            self.outputs.close()
+        if self.inputs is not None:
+            self.inputs.unsubscribe()
+        if self.pool is not None:
+            self.pool.discard_waiting()
+        if self.diagnostics is not None:
+            self.diagnostics.stop()
+
+    def close(self):
+        """Deactivate, stop the threads, unload the model (unless a worker is still inside
+        the backend), destroy publishers and subscriptions. Safe on a half-built session."""
+        self.deactivate()
+        stopped = self.pool.stop() if self.pool is not None else True
+        if self.outputs is not None:
+            self.outputs.destroy()
+        if self.inputs is not None:
+            self.inputs.destroy()
+        if stopped:
+            self.classifier.close()
+        else:
+            self.node.get_logger().error('the backend stays loaded: a worker is still in it')
+
+    def apply(self, cfg):
+        """A run-time change of top_k / score_threshold: the next frames see all of it."""
+        threshold_changed = cfg.score_threshold != self.cfg.score_threshold
+        self.cfg = cfg
+        self.classifier.settings = Settings.from_config(cfg)
+        if threshold_changed:
+            self.publish_label_info()
+
+    def publish_label_info(self):
+        cfg = self.cfg
+        self.outputs.publish_label_info(
+            self.node.get_parameter('class_names').value, cfg.score_threshold,
+            f'{cfg.model_name} ({self.classifier.backend.name}, NV12 '
+            f'{cfg.input_width}x{cfg.input_height})')
+
+    def _on_frame_error(self, source, kind, exc):
+        log = self.node.get_logger()
+        if kind == 'malformed':
+            log.warning(f'{source}: dropped a malformed frame: {exc}', throttle_duration_sec=2.0)
+        else:
+            log.error(f'{source}: inference failed: {type(exc).__name__}: {exc}',
+                      throttle_duration_sec=2.0)
