@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge_classifier.backends import BackendError, create_backend
-from edge_classifier.frames import read_image
+from edge_classifier.frames import Frame, read_image
 from edge_classifier.nv12 import Geometry, to_nv12
 
 from helpers import tiny_config, tiny_onnx
@@ -78,6 +78,70 @@ def test_adaptive_threads_one_thread_per_inference_only_under_load(default_cfg, 
                 cfg.replace(ort_intra_op_threads=1)):
         with create_backend(off, backend='onnxruntime') as backend:
             assert backend._narrow is None
+
+
+class _SessionSpy:
+    """Wraps an ORT session: which threads ran on it, and whether two runs overlapped."""
+
+    def __init__(self, session):
+        self.session, self.runs, self.overlapped = session, 0, 0
+        self._active, self._lock = 0, threading.Lock()
+
+    def run(self, *args):
+        with self._lock:
+            self._active += 1
+            self.runs += 1
+            self.overlapped += self._active > 1
+        try:
+            return self.session.run(*args)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+
+def test_adaptive_threads_really_run_on_the_session_they_choose(default_cfg, samples):
+    """Not only the counter: sparse runs execute on the wide session (ORT's default thread
+    count), overlapping runs on the single-threaded one."""
+    nv12 = to_nv12(read_image(samples['coffee']), Geometry.from_config(default_cfg))
+    cfg = default_cfg.replace(workers=2, ort_intra_op_threads=0, ort_adaptive_threads=True)
+    with create_backend(cfg, backend='onnxruntime') as backend:
+        wide, narrow = _SessionSpy(backend.session), _SessionSpy(backend._narrow)
+        assert backend._narrow.get_session_options().intra_op_num_threads == 1
+        assert backend.session.get_session_options().intra_op_num_threads != 1
+        backend.session, backend._narrow = wide, narrow
+        for _ in range(3):
+            time.sleep(0.05)
+            backend.infer([nv12])
+        assert (wide.runs, narrow.runs) == (3, 0)
+        barrier = threading.Barrier(2)
+
+        def loop():
+            barrier.wait()
+            for _ in range(20):
+                backend.infer([nv12])
+
+        threads = [threading.Thread(target=loop) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert wide.runs + narrow.runs == 43
+        assert narrow.runs >= 10 and narrow.runs == backend.narrow_runs
+        assert narrow.overlapped > 0 and wide.overlapped == 0, \
+            'two runs at once never share the wide session'
+
+
+def test_channel_order_bgr_reverses_the_channels_of_the_onnx_input(default_cfg):
+    """A pure red frame: channel 0 of the blob is red for rgb models, blue for bgr ones."""
+    red = np.zeros((224, 224, 3), np.uint8)
+    red[..., 2] = 255
+    nv12 = to_nv12(Frame('bgr', red), Geometry.from_config(default_cfg))
+    cfg = default_cfg.replace(mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])
+    rgb = create_backend(cfg, backend='onnxruntime').preprocess([nv12])[0].copy()
+    bgr = create_backend(cfg.replace(channel_order='bgr'),
+                         backend='onnxruntime').preprocess([nv12])[0].copy()
+    assert rgb[0].mean() > 200 and rgb[2].mean() < 40
+    assert np.array_equal(bgr, rgb[::-1])
 
 
 def test_preprocess_is_nv12_to_rgb_normalized_nchw(default_cfg):

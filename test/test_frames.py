@@ -120,3 +120,24 @@ def test_read_image_errors(tmp_path):
     empty.write_bytes(b'')
     with pytest.raises(FrameError, match='empty file'):
         read_image(empty)
+
+
+def test_max_image_pixels_is_inclusive_and_zero_means_no_limit(sample_bgr):
+    bgr = sample_bgr['chelsea']
+    h, w = bgr.shape[:2]
+    data = cv2.imencode('.png', bgr)[1]
+    assert compressed_to_frame('png', data, max_pixels=w * h).width == w   # exactly the limit
+    with pytest.raises(FrameError, match='over max_image_pixels'):
+        compressed_to_frame('png', data, max_pixels=w * h - 1)
+    assert compressed_to_frame('png', data, max_pixels=0).height == h      # 0: no limit
+
+
+@pytest.mark.parametrize('fmt', ['bgr8; jpeg compressed bgr8', 'rgb8; png compressed bgr8'])
+def test_truncation_follows_the_bytes_whatever_the_format_string_says(sample_bgr, fmt):
+    """image_transport writes 'bgr8; jpeg compressed bgr8': the check follows the kind of
+    the bytes (a JPEG sent under a png format string is still checked as a JPEG)."""
+    for ext, marker in (('.jpg', 'JPEG end-of-image'), ('.png', 'PNG IEND')):
+        data = cv2.imencode(ext, sample_bgr['coffee'])[1].tobytes()
+        assert compressed_to_frame(fmt, data).width == sample_bgr['coffee'].shape[1]
+        with pytest.raises(FrameError, match=f'truncated .* no {marker}'):
+            compressed_to_frame(fmt, data[:len(data) * 2 // 3])

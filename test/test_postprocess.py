@@ -39,3 +39,15 @@ def test_labels_file(tmp_path):
 def test_imagenet_labels_from_the_registry_package(default_cfg):
     names = load_labels(default_cfg.resolve(default_cfg.labels_path), 1000)
     assert names[282] == 'tiger cat' and names[967] == 'espresso' and names[0] == 'tench'
+
+
+def test_top_k_is_sorted_best_first_for_large_k():
+    """k in the hundreds, where argpartition's order is arbitrary: the sort must do it."""
+    rng = np.random.default_rng(7)
+    scores = rng.normal(0, 3, 1000)
+    for k in (50, 200, 999, 1000, 5000):
+        hyps = top_k(scores, k)
+        probs = [h.score for h in hyps]
+        assert len(hyps) == min(k, 1000)
+        assert probs == sorted(probs, reverse=True)
+        assert [int(h.class_id) for h in hyps] == list(np.argsort(-scores, kind='stable'))[:k]
