@@ -1,6 +1,10 @@
 # edge_classifier — standalone workflow (no ROS install needed). See README.md.
 SHELL := /bin/bash
-VENV  ?= $(CURDIR)/.venv
+# The interpreter of the standalone environment: `PYTHON=python3.10 make test` sets up and
+# tests in a venv of its own (.venv-python3.10), the default python3 in .venv.
+PYTHON ?= python3
+export PYTHON
+VENV  ?= $(CURDIR)/.venv$(if $(filter python3,$(PYTHON)),,-$(notdir $(PYTHON)))
 PY    := $(VENV)/bin/python
 # The second environment: ROS 2 Jazzy wheels (cp311 only) with Jazzy-era numpy/OpenCV/ORT.
 JAZZY_VENV   ?= $(CURDIR)/.venv-jazzy
@@ -11,7 +15,7 @@ ROS_DOMAIN_ID ?= $(shell echo $$(( RANDOM % 100 + 1 )))
 export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-jazzy demo test test-jazzy bench clean
+.PHONY: setup setup-jazzy demo test test-jazzy check-registry bench clean
 setup:
 	@EDGE_CLASSIFIER_VENV=$(VENV) bash standalone/setup_env.sh
 
@@ -23,13 +27,19 @@ setup-jazzy:
 demo: setup
 	@$(PY) -m edge_classifier.tools.demo
 
+# No network needed once `make setup` has run (a robot has none).
 test: setup
-	@echo "[test] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"
+	@echo "[test] $$($(PY) -V) ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"
 	@$(PY) -m pytest test $(PYTEST_ARGS)
 
 test-jazzy: setup-jazzy
 	@echo "[test-jazzy] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"
 	@$(JAZZY_VENV)/bin/python -m pytest test $(PYTEST_ARGS)
+
+# Maintainers' checks that ask the package registry (CI runs them): every pin has a wheel
+# for each supported Python, and a fresh machine's set-up resolves without GPU packages.
+check-registry: setup
+	@$(PY) -m pytest checks $(PYTEST_ARGS)
 
 bench: setup
 	@$(PY) -m edge_classifier.tools.bench

@@ -14,6 +14,7 @@ import sys
 from .config import load_config
 from .errors import cli
 from .frames import FrameError, read_image
+from .params import BACKENDS
 from .pipeline import Classifier
 
 
@@ -23,7 +24,7 @@ def main(argv=None):
     parser.add_argument('images', nargs='+', metavar='IMAGE')
     parser.add_argument('--model', default='efficientnet_lite0',
                         help='config name (config/<name>.yaml) or path to a YAML file')
-    parser.add_argument('--backend', choices=('auto', 'onnxruntime', 'bpu'),
+    parser.add_argument('--backend', choices=BACKENDS,
                         help="override the config's backend")
     parser.add_argument('--top-k', type=int, help="override the config's top_k")
     parser.add_argument('--models-dir', help='where relative model paths resolve')

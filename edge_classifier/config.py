@@ -7,10 +7,12 @@ form (so a launch file hands it to the node unchanged), loadable without ROS.
         onnx_path: efficientnet_lite0.onnx
         ...
 
-Every key is validated: unknown keys, wrong types and values outside the allowed set
-raise ConfigError naming the file, the key and what is allowed.
+Every key is validated against the parameter table (params.py: types, ranges, choices)
+and the rules between keys below: unknown keys, wrong types and values outside the allowed
+set raise ConfigError naming the file, the key and what is allowed.
 """
 import dataclasses
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -21,67 +23,51 @@ import yaml
 
 from . import resources
 from .errors import EdgeClassifierError
-
-RESIZE_MODES = ('resize_crop', 'letterbox', 'stretch')
-CHANNEL_ORDERS = ('rgb', 'bgr')
-BACKENDS = ('auto', 'onnxruntime', 'bpu')
-GRAPH_OPTIMIZATIONS = ('disable', 'basic', 'extended', 'all')
-ORT_SPINNING = ('never', 'in_run', 'always')
-# Input QoS reliability of the node (its `reliability` parameter and launch argument).
-RELIABILITIES = ('auto', 'reliable', 'best_effort')
+from .params import BY_NAME, MODEL_KEYS
 
 
 class ConfigError(EdgeClassifierError, ValueError):
     """A model config (file or parameters) is missing, malformed or invalid."""
 
 
+def _default(key):
+    value = BY_NAME[key].default
+    return field(default_factory=lambda: list(value)) if isinstance(value, list) else value
+
+
 @dataclass
 class ModelConfig:
-    """Everything the pipeline needs to know about one model.
-
-    Defaults are those of the default model, EfficientNet-Lite0 (config/efficientnet_lite0.yaml).
-    """
-    model_name: str = 'efficientnet_lite0'
-    # Model files; relative paths resolve against models_dir.
-    onnx_path: str = 'efficientnet_lite0.onnx'
-    bpu_path: str = 'efficientnet_lite0_224x224_nv12.bin'
-    labels_path: str = 'imagenet1k_labels.txt'
-    models_dir: str = ''
-    # Input geometry (NV12 needs even sizes).
-    input_width: int = 224
-    input_height: int = 224
-    resize_mode: str = 'resize_crop'
-    resize_short_side: int = 256
-    # Float path (ONNX Runtime): NV12 -> channel_order -> (x - mean) / std, NCHW float32.
-    # On the BPU, mean/std are compiled into the model.
-    mean: List[float] = field(default_factory=lambda: [127.0, 127.0, 127.0])
-    std: List[float] = field(default_factory=lambda: [128.0, 128.0, 128.0])
-    channel_order: str = 'rgb'
-    # Output
-    num_classes: int = 1000
-    softmax: bool = True
-    top_k: int = 5
-    score_threshold: float = 0.0
-    # Execution
-    backend: str = 'auto'
-    workers: int = 2
-    # ONNX Runtime threads per inference (0: one per core) and whether they spin waiting
-    # for work: in_run = only while an inference runs (fast hand-offs inside it, no CPU
-    # burnt between frames), always = ORT's default (keeps spinning after a run), never.
-    # ort_adaptive_threads: an inference that starts while another one runs (several
-    # workers under load) uses one thread (a second, single-threaded session), so sparse
-    # frames get every core and a flood does not oversubscribe them.
-    ort_intra_op_threads: int = 0
-    ort_adaptive_threads: bool = True
-    ort_spinning: str = 'in_run'
-    ort_graph_optimization: str = 'all'
-    bpu_core_id: int = 0
-    bpu_priority: int = 0
-    # Where the model comes from, for `edge_classifier.tools.models prepare`.
-    source: str = ''
-    zoo_onnx_url: str = ''
-    zoo_bin_url: str = ''
-    notes: str = ''
+    """Everything the pipeline needs to know about one model: the model keys of the
+    parameter table (params.py says what each does); the defaults are those of the default
+    model, EfficientNet-Lite0 (config/efficientnet_lite0.yaml)."""
+    model_name: str = _default('model_name')
+    onnx_path: str = _default('onnx_path')
+    bpu_path: str = _default('bpu_path')
+    labels_path: str = _default('labels_path')
+    models_dir: str = _default('models_dir')
+    input_width: int = _default('input_width')
+    input_height: int = _default('input_height')
+    resize_mode: str = _default('resize_mode')
+    resize_short_side: int = _default('resize_short_side')
+    mean: List[float] = _default('mean')
+    std: List[float] = _default('std')
+    channel_order: str = _default('channel_order')
+    num_classes: int = _default('num_classes')
+    softmax: bool = _default('softmax')
+    top_k: int = _default('top_k')
+    score_threshold: float = _default('score_threshold')
+    backend: str = _default('backend')
+    workers: int = _default('workers')
+    ort_intra_op_threads: int = _default('ort_intra_op_threads')
+    ort_adaptive_threads: bool = _default('ort_adaptive_threads')
+    ort_spinning: str = _default('ort_spinning')
+    ort_graph_optimization: str = _default('ort_graph_optimization')
+    bpu_core_id: int = _default('bpu_core_id')
+    bpu_priority: int = _default('bpu_priority')
+    source: str = _default('source')
+    zoo_onnx_url: str = _default('zoo_onnx_url')
+    zoo_bin_url: str = _default('zoo_bin_url')
+    notes: str = _default('notes')
 
     # Not a key: the file this config came from ('' for parameters/defaults).
     origin: str = field(default='', compare=False, repr=False)
@@ -110,11 +96,14 @@ class ModelConfig:
         return str(path)
 
     def prepare_hint(self, key):
-        """The command (or step) that makes the file under `key` exist, for error messages."""
+        """The command (or step) that makes the file under `key` exist, for error messages.
+        It names the models directory this process looks in, so that it fixes this case
+        wherever it is run from (a colcon install without --symlink-install looks in
+        ~/.local/share, a source checkout's environment would write to its models/)."""
         python = sys.executable if shutil.which('python3') != sys.executable else 'python3'
-        tool = f'{python} -m edge_classifier.tools.models prepare {self.reference()}'
-        if self.models_dir:
-            tool += f' --models-dir {self.models_dir}'
+        tool = (f'{shlex.quote(python)} -m edge_classifier.tools.models prepare '
+                f'{shlex.quote(self.reference())} --models-dir '
+                f'{shlex.quote(str(self.models_directory()))}')
         path = self.resolve(getattr(self, key))
         if key == 'bpu_path':
             hint = f'copy the RDK model zoo\'s compiled model to {path}'
@@ -128,11 +117,12 @@ class ModelConfig:
                     f'to {path}; on the RDK X5 use the zoo\'s .bin (bpu_path)')
         return f'copy the model to {path}'
 
-    def replace(self, **changes):
-        """A validated copy with some keys changed (e.g. backend from the command line)."""
+    def replace(self, origin=None, **changes):
+        """A validated copy with some keys changed (e.g. backend from the command line);
+        `origin` names where the changes came from in an error (default: this config's)."""
         data = self.to_dict()
         data.update(changes)
-        return from_dict(data, origin=self.origin or 'overrides')
+        return from_dict(data, origin=origin or self.origin or 'overrides')
 
     def to_dict(self):
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -140,37 +130,16 @@ class ModelConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig) if f.name != 'origin'}
-_DEFAULTS = ModelConfig()
-_CHOICES = {'resize_mode': RESIZE_MODES, 'channel_order': CHANNEL_ORDERS, 'backend': BACKENDS,
-            'ort_graph_optimization': GRAPH_OPTIMIZATIONS, 'ort_spinning': ORT_SPINNING}
+assert set(_FIELDS) == set(MODEL_KEYS), 'ModelConfig and the parameter table disagree'
 
 
-def _check_type(origin, key, value):
-    default = getattr(_DEFAULTS, key)
-    where = f'{origin}: key {key!r}'
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f'{where}: expected true or false, got {value!r}')
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f'{where}: expected an integer, got {value!r}')
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f'{where}: expected a number, got {value!r}')
-        return float(value)
-    if isinstance(default, list):
-        if (not isinstance(value, (list, tuple)) or len(value) != 3 or
-                any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
-            raise ConfigError(f'{where}: expected a list of 3 numbers (one per channel), '
-                              f'got {value!r}')
-        return [float(v) for v in value]
-    if value is None:
-        value = ''
-    if not isinstance(value, str):
-        raise ConfigError(f'{where}: expected a string, got {value!r}')
-    return value
+def check_key(origin, key, value):
+    """One key's value against the parameter table: converted, or ConfigError naming where
+    it came from (`origin`), the key and what it accepts."""
+    try:
+        return BY_NAME[key].check(value)
+    except ValueError as exc:
+        raise ConfigError(f'{origin}: key {key!r}: {exc}') from None
 
 
 def from_dict(data, origin='parameters'):
@@ -181,45 +150,29 @@ def from_dict(data, origin='parameters'):
     if unknown:
         raise ConfigError(f'{origin}: unknown key(s) {", ".join(map(repr, unknown))}; '
                           f'allowed keys: {", ".join(sorted(_FIELDS))}')
-    values = {key: _check_type(origin, key, value) for key, value in data.items()}
+    values = {key: check_key(origin, key, value) for key, value in data.items()}
     cfg = ModelConfig(**values, origin=origin)
     _validate(cfg, origin)
     return cfg
 
 
 def _validate(cfg, origin):
+    """The rules between keys (each key's own range and type: params.py)."""
     def fail(key, message):
         raise ConfigError(f'{origin}: key {key!r}: {message}')
 
-    for key, choices in _CHOICES.items():
-        if getattr(cfg, key) not in choices:
-            fail(key, f'{getattr(cfg, key)!r} is not one of {", ".join(choices)}')
     for key in ('input_width', 'input_height'):
         value = getattr(cfg, key)
-        if value <= 0 or value % 2:
+        if value % 2:
             fail(key, f'must be a positive even number (NV12 needs even sizes), got {value}')
     if cfg.resize_mode == 'resize_crop' and cfg.resize_short_side and \
             cfg.resize_short_side < max(cfg.input_width, cfg.input_height):
         fail('resize_short_side', f'{cfg.resize_short_side} is smaller than the input size '
              f'{cfg.input_width}x{cfg.input_height}; use 0 for "crop the centre square"')
-    if cfg.resize_short_side < 0:
-        fail('resize_short_side', 'must be >= 0')
     if any(s == 0 for s in cfg.std):
         fail('std', f'must not contain 0, got {cfg.std}')
-    if cfg.num_classes < 1:
-        fail('num_classes', f'must be >= 1, got {cfg.num_classes}')
-    if not 1 <= cfg.top_k <= cfg.num_classes:
+    if cfg.top_k > cfg.num_classes:
         fail('top_k', f'must be between 1 and num_classes ({cfg.num_classes}), got {cfg.top_k}')
-    if not 0.0 <= cfg.score_threshold <= 1.0:
-        fail('score_threshold', f'must be within [0, 1], got {cfg.score_threshold}')
-    if not 1 <= cfg.workers <= 64:
-        fail('workers', f'must be between 1 and 64, got {cfg.workers}')
-    if cfg.ort_intra_op_threads < 0:
-        fail('ort_intra_op_threads', 'must be >= 0 (0 lets ONNX Runtime choose)')
-    if not 0 <= cfg.bpu_priority <= 255:
-        fail('bpu_priority', f'must be within 0..255, got {cfg.bpu_priority}')
-    if cfg.bpu_core_id < 0:
-        fail('bpu_core_id', 'must be >= 0 (0 = any core)')
     if not cfg.model_name:
         fail('model_name', 'must not be empty')
 

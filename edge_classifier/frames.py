@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from .errors import EdgeClassifierError
+from .params import DEFAULT_MAX_IMAGE_PIXELS
 
 
 class FrameError(EdgeClassifierError, ValueError):
@@ -109,8 +110,6 @@ def image_msg_to_frame(msg):
     return image_to_frame(msg.encoding, msg.height, msg.width, msg.step, msg.data)
 
 
-# Above 8K video (7680 x 4320 = 33.2 MP): a decoded frame this size is 120 MB of BGR.
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 # JPEG start-of-frame markers (baseline, progressive, lossless, ...): not DHT/JPG/DAC
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}

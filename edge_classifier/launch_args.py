@@ -9,29 +9,42 @@ the node with the list of models, and the launch shuts down with it.
 from dataclasses import dataclass
 from typing import Dict, Optional
 
-from .config import BACKENDS, RELIABILITIES
 from .encode import COMPRESSED, ENCODINGS
 from .errors import EdgeClassifierError
+from .params import BY_NAME
 
 CAMERAS = ('none', 'sim')
 
+# Launch arguments that set the node parameter of the same name: their description and
+# their check come from the parameter table (params.py). The model's keys default to ''
+# (the model YAML's value).
+NODE_ARGUMENTS = ('model', 'image_topics', 'compressed_topics', 'backend', 'workers',
+                  'output_topic', 'reliability', 'per_source_output', 'overlay_width')
+
+
+def _launch_default(param):
+    if param.model:
+        return ''
+    if isinstance(param.default, bool):
+        return str(param.default).lower()
+    if isinstance(param.default, list):
+        return '[' + ', '.join(param.default) + ']'
+    return str(param.default)
+
+
+def _argument(name):
+    param = BY_NAME[name]
+    text = ' '.join(filter(None, [param.text, param.range_sentence(),
+                                  'Empty: the model YAML\'s value.' if param.model else '']))
+    return name, _launch_default(param), text
+
+
 # (name, default, description): what `ros2 launch edge_classifier classify.launch.py -s` shows
-ARGUMENTS = [
-    ('model', 'efficientnet_lite0', 'model config name (config/<name>.yaml) or a YAML path'),
-    ('image_topics', '[image_raw]', 'sensor_msgs/Image topics, e.g. "[front/image_raw, '
-                                    '/rear/image_raw]"; relative names follow the namespace'),
-    ('compressed_topics', '[]', 'sensor_msgs/CompressedImage topics (jpeg, png)'),
-    ('backend', '', 'override the config: ' + ', '.join(BACKENDS)),
-    ('workers', '', 'override the config: number of worker threads, 1..64'),
+ARGUMENTS = [_argument('model')] + [_argument(name) for name in NODE_ARGUMENTS[1:]] + [
     ('namespace', '', 'namespace of the nodes and of every relative topic'),
-    ('output_topic', 'classification', 'vision_msgs/Classification topic'),
-    ('reliability', 'auto', 'input QoS: ' + ', '.join(RELIABILITIES)),
-    ('per_source_output', 'false', 'also publish <image topic>/classification per camera'),
     ('managed', 'false', 'true: start classifier_lifecycle_node (a managed node) instead of '
                          'classifier_node'),
     ('autostart', 'true', 'with managed:=true, configure and activate it from the launch file'),
-    ('overlay_width', '640', 'width of classification/overlay (drawn only while watched); '
-                             '0 = source size'),
     ('camera', 'none', 'sim: also start the sample camera (bundled photos) on the first '
                        'image topic'),
     ('camera_rate', '5.0', 'sample camera rate (Hz)'),
@@ -41,6 +54,11 @@ ARGUMENTS = [
 
 class LaunchArgumentError(EdgeClassifierError):
     """A launch argument with a value the launch file cannot use."""
+
+
+class ClassifierFailed(EdgeClassifierError):
+    """The classifier exited with an error. Raised inside the launch, so that `ros2 launch`
+    ends with a non-zero exit code (launch returns 1 when an action raises)."""
 
 
 @dataclass
@@ -55,6 +73,14 @@ class LaunchPlan:
 
 def _fail(name, value, expected):
     raise LaunchArgumentError(f'launch argument {name}:={value!r}: expected {expected}')
+
+
+def _node_value(name, text):
+    """A launch argument that sets a node parameter, checked by the parameter table."""
+    try:
+        return BY_NAME[name].parse(text)
+    except ValueError as exc:
+        raise LaunchArgumentError(f'launch argument {name}:={text!r}: {exc}') from None
 
 
 def parse_topics(name, text):
@@ -85,36 +111,18 @@ def plan(values):
     v = {name: str(value) for name, value in values.items()}
     image_topics = parse_topics('image_topics', v['image_topics'])
     compressed = parse_topics('compressed_topics', v['compressed_topics'])
-    if v['reliability'] not in RELIABILITIES:
-        _fail('reliability', v['reliability'], 'one of ' + ', '.join(RELIABILITIES))
-    if not v['output_topic'].strip():
-        _fail('output_topic', v['output_topic'], 'a topic name')
     if not v['model'].strip():
         _fail('model', v['model'], 'a config name or a YAML path')
-    try:
-        overlay_width = int(v['overlay_width'])
-    except ValueError:
-        overlay_width = -1
-    if not 0 <= overlay_width <= 7680:
-        _fail('overlay_width', v['overlay_width'], 'a width in pixels, 0..7680 (0 = source size)')
+    if not v['output_topic'].strip():
+        _fail('output_topic', v['output_topic'], 'a topic name')
+    params = {name: _node_value(name, v[name])
+              for name in ('model', 'output_topic', 'overlay_width', 'reliability',
+                           'per_source_output')}
+    for name in ('backend', 'workers'):  # empty: the model YAML's value
+        if v[name].strip():
+            params[name] = _node_value(name, v[name])
     managed = _boolean('managed', v['managed'])
     autostart = _boolean('autostart', v['autostart'])
-    params = {'model': v['model'].strip(), 'output_topic': v['output_topic'].strip(),
-              'overlay_width': overlay_width,
-              'reliability': v['reliability'],
-              'per_source_output': _boolean('per_source_output', v['per_source_output'])}
-    if v['backend']:
-        if v['backend'] not in BACKENDS:
-            _fail('backend', v['backend'], 'one of ' + ', '.join(BACKENDS))
-        params['backend'] = v['backend']
-    if v['workers']:
-        try:
-            workers = int(v['workers'])
-        except ValueError:
-            workers = 0
-        if not 1 <= workers <= 64:
-            _fail('workers', v['workers'], 'an integer from 1 to 64')
-        params['workers'] = workers
 
     camera = None
     if v['camera'] not in CAMERAS:
@@ -142,6 +150,25 @@ def plan(values):
     return LaunchPlan(v['namespace'].strip(), params, camera,
                       'classifier_lifecycle_node' if managed else 'classifier_node',
                       managed, managed and autostart)
+
+
+def classifier_failure(executable, returncode, output):
+    """What ends the launch when the classifier exited: None for a clean exit (code 0, as
+    after Ctrl-C), else a ClassifierFailed carrying its last error line."""
+    if not returncode:
+        return None
+    return ClassifierFailed(f'{executable} exited with code {returncode}: '
+                            f'{last_error_line(output)}')
+
+
+def colour_output(stream):
+    """emulate_tty for the launched nodes: a pseudo-terminal (so rcutils colours its logs)
+    only when launch's own output is a terminal; a log redirected to a file stays plain.
+    RCUTILS_COLORIZED_OUTPUT=0/1, in the environment, still wins in the nodes."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or not a stream
+        return False
 
 
 def last_error_line(text):

@@ -1,9 +1,10 @@
 """The classifier as a managed (lifecycle) node: the same node name, parameters and parts
 as classifier_node (node.ClassifierParts), run on lifecycle transitions.
 
-    configure   load and check the model and labels, create the publishers, start the
-                workers (a bad model fails the transition with the reason, logged; the
-                node stays up, unconfigured)
+    configure   read the parameters (while unconfigured every one can be set), load and
+                check the model and labels, create the publishers, start the workers (a
+                bad model fails the transition with the reason, logged; the node stays
+                up, unconfigured: set the parameter right and configure again)
     activate    subscribe, publish LabelInfo/VisionInfo (latched) and diagnostics
     deactivate  unsubscribe; nothing is published once the transition has returned;
                 frames waiting or in flight are dropped (counted); the model stays loaded
@@ -14,6 +15,7 @@ as classifier_node (node.ClassifierParts), run on lifecycle transitions.
     ros2 lifecycle set /edge_classifier configure && ros2 lifecycle set /edge_classifier activate
 """
 import sys
+import time
 
 from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
@@ -29,43 +31,57 @@ class ClassifierLifecycleNode(ClassifierParts, LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         self._unusable = None
         try:
-            self._init_parts()
+            self._init_parts(managed=True)
         except (EdgeClassifierError, ParameterException) as exc:
-            # A managed node stays up and reports it on configure, where a manager sees it.
+            # A params file this node cannot take (an unknown key): it stays up and reports
+            # it on configure, where a manager sees it; a restart is needed.
             self._unusable = exc
             self.get_logger().error(f'cannot be configured: {exc}')
+            return
+        if self.parameters.yaml_error:
+            self.get_logger().warning(f'{self.parameters.yaml_error}; configure will fail '
+                                      f'until it is set right (ros2 param set)')
 
     def _fail(self, step, exc):
         self.get_logger().error(f'{step} failed: {exc}')
         return TransitionCallbackReturn.FAILURE
 
     def on_configure(self, state):
+        started = time.monotonic()
         if self._unusable is not None:
             return self._fail('configure', self._unusable)
         try:
-            self._configure()
+            what = self._configure()
         except EdgeClassifierError as exc:
             return self._fail('configure', exc)
+        self._log_step('configured', started, what)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state):
-        self.session.activate()
+        started = time.monotonic()
+        what = self.session.activate()
+        self._log_step('activated', started, what)
         return super().on_activate(state)
 
     def on_deactivate(self, state):
-        self.session.deactivate()
+        started = time.monotonic()
+        what = self.session.deactivate()
+        self._log_step('deactivated', started, what)
         return super().on_deactivate(state)
 
     def on_cleanup(self, state):
-        self._teardown()
+        started = time.monotonic()
+        self._log_step('cleaned up', started, self._teardown())
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state):
-        self._teardown()
+        started = time.monotonic()
+        self._log_step(f'shut down (from {state.label})', started, self._teardown())
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state):
-        self._teardown()
+        started = time.monotonic()
+        self._log_step(f'error handled (from {state.label})', started, self._teardown())
         return TransitionCallbackReturn.SUCCESS
 
 

@@ -14,6 +14,7 @@ configures and activates at construction; the managed node (lifecycle_node.py) d
 same steps on its transitions. Both end in one teardown, Session.close().
 """
 import sys
+import time
 
 from rclpy.node import Node
 
@@ -27,29 +28,45 @@ __all__ = ['ClassifierNode', 'ClassifierParts', 'NODE_NAME', 'StartupError', 'ma
 
 
 class ClassifierParts:
-    """What both node classes share: the parameters, the session, one teardown."""
+    """What both node classes share: the parameters, the session, one teardown, and a log
+    line per step saying what it did and how long it took."""
 
-    def _init_parts(self):
+    def _init_parts(self, managed=False):
         self.session = None
-        self.parameters = NodeParameters(self)
+        self.parameters = NodeParameters(self, managed)
         self.parameters.on_change = self._on_parameters_changed
 
     def _configure(self):
-        self.session = Session(self, self.parameters.cfg, self.parameters.io)
+        """Read the parameters, load the model, make the outputs, start the workers."""
+        cfg, io = self.parameters.read()
+        self.session = Session(self, cfg, io, self.parameters)
+        self.parameters.configured = True
+        return self.session.summary()
+
+    def _log_step(self, step, started, what):
+        ms = (time.monotonic() - started) * 1e3
+        self.get_logger().info(f'{step} in {ms:.0f} ms: {what}')
 
     def _on_parameters_changed(self, cfg):
         if self.session is not None:
             self.session.apply(cfg)
 
     def _teardown(self):
-        """The one teardown path: destroy_node, cleanup, shutdown, errors."""
+        """The one teardown path: destroy_node, cleanup, shutdown, errors. Returns what it
+        did, for the transition's log line."""
         session, self.session = self.session, None
-        if session is not None:
-            session.close()
+        if getattr(self, 'parameters', None) is not None:
+            self.parameters.configured = False
+        if session is None:
+            return 'nothing was configured'
+        return session.close()
 
     def destroy_node(self):
         """The node owns its threads: stop them before rclpy destroys the node."""
-        self._teardown()
+        started = time.monotonic()
+        what = self._teardown() if getattr(self, 'session', None) is not None else None
+        if what and self.context.ok():  # (after a signal, /rosout is gone: no noise)
+            self._log_step('stopped', started, what)
         return super().destroy_node()
 
 
@@ -57,14 +74,17 @@ class ClassifierNode(ClassifierParts, Node):
     """The plain node: declared, configured and active from construction on."""
 
     def __init__(self, **kwargs):
+        started = time.monotonic()
         super().__init__(NODE_NAME, **kwargs)
         self._init_parts()
         try:
-            self._configure()
-            self.session.activate()
+            what = self._configure()
+            flow = self.session.activate()
         except BaseException:
             self._teardown()
             raise
+        self._log_step('ready', started, what)
+        self.get_logger().info(flow)
 
 
 def main(args=None):

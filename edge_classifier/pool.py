@@ -16,8 +16,11 @@ a FrameError it raises counts the frame as malformed. Each rule has one home her
                        the next frame (at a camera's pace one warm thread does every frame)
   convert ahead        WorkerPool._convert_target(): while no worker is idle, the converter
                        decodes and converts the frame whose turn comes next
-  never back in time   WorkerPool._emit(): a result older than one already published for
-                       its source is dropped (counted), never published
+  in order             WorkerPool._finish(): a result waits (no thread waits with it)
+                       until every older frame of its source that a worker holds is
+                       finished; the worker finishing the oldest publishes the ones behind
+  never back in time   WorkerPool._publish(): a result older than one already published
+                       for its source is dropped (counted), never published
   every frame counted  _Books: per source, received = classified + dropped + malformed +
                        errors + in_flight, under one lock, at every moment
   no silent death      WorkerPool._guarded(): an exception anywhere in a thread's loop is
@@ -99,7 +102,7 @@ class _Job:
 
 class _Source:
     """A source's waiting frames, its turn and its order. The pool's lock guards all of it
-    but `published`, which emit_lock guards."""
+    but `finished` and `published`, which emit_lock guards."""
 
     def __init__(self, name):
         self.name = name
@@ -108,7 +111,9 @@ class _Source:
         self.ready = None        # converted ahead; older than raw when both are set
         self.served = 0          # the turn at which a worker last took one of its frames
         self.taken = 0           # seq of the newest frame a worker took
-        self.published = 0       # seq of the newest result emitted
+        self.working = set()     # seqs of the frames workers hold now
+        self.finished = {}       # seq -> (job, result): done, behind an older frame (emit_lock)
+        self.published = 0       # seq of the newest result emitted (emit_lock)
         self.emit_lock = threading.Lock()
 
     def put(self, job):
@@ -127,6 +132,7 @@ class _Source:
         else:
             self.raw = None
         self.taken = job.seq
+        self.working.add(job.seq)
         return job
 
 
@@ -385,16 +391,22 @@ class WorkerPool:
             job = self._take(wake)
             if job is None:
                 return
+            result = None
             try:
-                self._run(job, own)
+                result = self._run(job, own)
             except Exception as exc:
-                self.log.error(f'{threading.current_thread().name}: a frame from '
-                               f'{job.source.name} failed:\n{traceback.format_exc()}')
-                self._settle(job, 'errors', exc, report=False)
+                self._failed(job, exc)
             finally:
                 if job.spare:
                     with self._lock:
                         self._spare.append(job.nv12)
+                self._finish(job, result)
+
+    def _failed(self, job, exc):
+        """A frame's failure outside the backend: logged with its traceback, counted."""
+        self.log.error(f'{threading.current_thread().name}: a frame from {job.source.name} '
+                       f'failed:\n{traceback.format_exc()}')
+        self._settle(job, 'errors', exc, report=False)
 
     def _prepare(self, job, out):
         """Decode and convert into `out`; False when the frame is malformed (settled)."""
@@ -409,39 +421,62 @@ class WorkerPool:
         return False
 
     def _run(self, job, own):
+        """Convert (unless the converter did), infer, post-process: the Result, or None
+        when the frame was settled on the way (malformed, failed inference)."""
         clf = self.classifier
         if job.nv12 is None and not self._prepare(job, own):
-            return
+            return None
         t0 = self.clock()
         try:
             scores = clf.infer(job.nv12)
         except Exception as exc:
             self._settle(job, 'errors', exc)
-            return
+            return None
         t1 = self.clock()
         hypotheses = clf.postprocess(scores)
         done = self.clock()
-        self._emit(job, Result(job.source.name, job.meta, hypotheses, job.t_in, t1 - t0,
-                               done - job.t_in, job.frame, job.seq))
+        return Result(job.source.name, job.meta, hypotheses, job.t_in, t1 - t0,
+                      done - job.t_in, job.frame, job.seq)
 
-    def _emit(self, job, result):
-        """Never back in time: one result of a source at a time, and only one newer than
-        every result already published for it."""
+    def _finish(self, job, result):
+        """In order: the worker lets go of `job`; its result (if any) is published once no
+        older frame of the source is held by a worker, and so are the results that were
+        waiting behind it. Nobody waits: a result behind an older frame stays in
+        `finished` (in flight) and the worker that finishes that frame publishes it."""
         source = job.source
         with source.emit_lock:
-            if job.seq < source.published:
-                self._settle(job, 'dropped')
-                return
-            source.published = job.seq
-            delivered = self.on_result(result) is not False
             with self._lock:
-                if not self._settle_locked(job, 'classified' if delivered else 'dropped'):
-                    return
-                if delivered:
-                    self.consecutive_errors = 0
-                    self._inference.add(result.inference_s)
-                    self._end_to_end.add(result.end_to_end_s)
-                    self._done_times.append(self.clock())
+                source.working.discard(job.seq)
+            if result is not None:
+                source.finished[job.seq] = (job, result)
+            while source.finished:
+                seq = min(source.finished)
+                with self._lock:
+                    if any(held < seq for held in source.working):
+                        return
+                self._publish(*source.finished.pop(seq))
+
+    def _publish(self, job, result):
+        """Never back in time: a result older than one already published for its source is
+        dropped. Runs with the source's emit_lock held: one result of a source at a time."""
+        source = job.source
+        if job.seq < source.published:
+            self._settle(job, 'dropped')  # (a safety net: _finish and the converter keep
+            return                        # older frames from reaching here)
+        source.published = job.seq
+        try:
+            delivered = self.on_result(result) is not False
+        except Exception as exc:
+            self._failed(job, exc)
+            return
+        with self._lock:
+            if not self._settle_locked(job, 'classified' if delivered else 'dropped'):
+                return
+            if delivered:
+                self.consecutive_errors = 0
+                self._inference.add(result.inference_s)
+                self._end_to_end.add(result.end_to_end_s)
+                self._done_times.append(self.clock())
 
     def _convert_target(self):
         """Convert ahead: while no worker is idle, the source whose raw frame's turn comes

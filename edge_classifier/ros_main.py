@@ -86,8 +86,10 @@ def run_node(factory, label, args=None, large_frames=False):
     node = None
     try:
         try:
-            node = factory()
+            # The executor first: built after the node, a signal arriving once the node is
+            # visible could interrupt its constructor (a traceback from its __del__).
             executor = SingleThreadedExecutor()
+            node = factory()
             executor.add_node(node)
         except (EdgeClassifierError, ParameterException) as exc:
             print(f'[{label}] cannot start: {exc}', file=sys.stderr, flush=True)

@@ -10,9 +10,13 @@
 Arguments are checked and turned into parameters by edge_classifier.launch_args (tested
 without launch); the node resolves the model (a name from config/ or a YAML path) and
 fails naming the file and the fix. When the classifier exits, the launch shuts down (the
-sample camera with it) and the classifier's error is the last line printed. managed:=true
-starts the lifecycle node; autostart:=true (the default) configures and activates it.
+sample camera with it); if it exited with an error, that error is the last line printed
+and `ros2 launch` exits non-zero (a clean Ctrl-C still exits 0). managed:=true starts the
+lifecycle node; autostart:=true (the default) configures and activates it. Logs are in
+colour on a terminal and plain when launch's output goes to a file.
 """
+import sys
+
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, EmitEvent, OpaqueFunction,
                             RegisterEventHandler)
@@ -20,14 +24,13 @@ from launch.event_handlers import OnProcessExit, OnProcessIO
 from launch.events import Shutdown
 from launch.events.process import ShutdownProcess
 from launch.events.matchers import matches_action
-from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
-from edge_classifier.launch_args import ARGUMENTS, last_error_line, plan
+from edge_classifier.launch_args import ARGUMENTS, classifier_failure, colour_output, plan
 
 PACKAGE = 'edge_classifier'
 
@@ -35,8 +38,9 @@ PACKAGE = 'edge_classifier'
 def _launch_setup(context):
     setup = plan({name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS})
     kind = LifecycleNode if setup.managed else Node
+    tty = colour_output(sys.stdout)
     classifier = kind(package=PACKAGE, executable=setup.executable, name='edge_classifier',
-                      namespace=setup.namespace, output='screen', emulate_tty=True,
+                      namespace=setup.namespace, output='screen', emulate_tty=tty,
                       parameters=[setup.node_parameters])
     actions = [classifier]
     if setup.autostart:
@@ -51,23 +55,24 @@ def _launch_setup(context):
     camera = None
     if setup.camera_parameters is not None:
         camera = Node(package=PACKAGE, executable='sample_camera', name='sample_camera',
-                      namespace=setup.namespace, output='screen', emulate_tty=True,
+                      namespace=setup.namespace, output='screen', emulate_tty=tty,
                       parameters=[setup.camera_parameters])
         actions.append(camera)
     stderr, failure, camera_done = [], [], []
 
     def report_and_shut_down(reason, context):
-        def log(_context):
-            if failure:
-                get_logger('launch').error(failure[0])
+        if failure:
+            # Raised in an action: launch logs it (the last line) and exits non-zero.
+            def fail(_context):
+                raise failure[0]
+            return [OpaqueFunction(function=fail)]
         # Already shutting down (Ctrl-C): a second Shutdown event makes launch_ros fail.
-        shutdown = [] if context.is_shutdown else [EmitEvent(event=Shutdown(reason=reason))]
-        return [OpaqueFunction(function=log)] + shutdown
+        return [] if context.is_shutdown else [EmitEvent(event=Shutdown(reason=reason))]
 
     def classifier_exited(event, context):
-        if event.returncode:
-            failure.append(f'{setup.executable} exited with code {event.returncode}: '
-                           f'{last_error_line("".join(stderr))}')
+        error = classifier_failure(setup.executable, event.returncode, ''.join(stderr))
+        if error is not None:
+            failure.append(error)
         if failure and camera is not None and not camera_done and not context.is_shutdown:
             # Stop the camera first, so that the classifier's error is printed last.
             return [EmitEvent(event=ShutdownProcess(process_matcher=matches_action(camera)))]

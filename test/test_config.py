@@ -58,15 +58,20 @@ def test_node_name_key_is_accepted(tmp_path):
 @pytest.mark.parametrize('body, words', [
     ('    colour: rgb\n', ["unknown key(s) 'colour'", 'allowed keys']),
     ('    top_k: five\n', ["key 'top_k'", 'expected an integer', "'five'"]),
-    ('    top_k: 0\n', ["key 'top_k'", 'between 1 and num_classes']),
+    ('    top_k: 0\n', ["key 'top_k'", 'from 1 to num_classes']),
+    ('    top_k: 1001\n', ["key 'top_k'", 'between 1 and num_classes (1000)']),
+    ('    top_k: true\n', ["key 'top_k'", 'expected an integer']),
+    ('    bpu_priority: 256\n', ["key 'bpu_priority'", 'from 0 to 255']),
+    ('    bpu_core_id: -1\n', ["key 'bpu_core_id'", 'from 0 to 64']),
     ('    softmax: 1\n', ["key 'softmax'", 'true or false']),
     ('    mean: [1, 2]\n', ["key 'mean'", 'list of 3 numbers']),
     ('    std: [1, 0, 1]\n', ["key 'std'", 'must not contain 0']),
     ('    resize_mode: crop\n', ["key 'resize_mode'", 'resize_crop, letterbox, stretch']),
     ('    backend: gpu\n', ["key 'backend'", 'auto, onnxruntime, bpu']),
     ('    input_width: 223\n', ["key 'input_width'", 'even']),
-    ('    score_threshold: 1.5\n', ["key 'score_threshold'", '[0, 1]']),
-    ('    workers: 0\n', ["key 'workers'", 'between 1 and 64']),
+    ('    score_threshold: 1.5\n', ["key 'score_threshold'", 'from 0 to 1']),
+    ('    workers: 0\n', ["key 'workers'", 'from 1 to 64']),
+    ('    workers: 65\n', ["key 'workers'", 'from 1 to 64']),
     ('    resize_short_side: 100\n', ["key 'resize_short_side'", 'smaller than the input']),
 ])
 def test_invalid_values_name_file_key_and_allowed_values(tmp_path, body, words):

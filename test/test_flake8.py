@@ -14,5 +14,5 @@ def test_flake8():
     except ImportError:
         pytest.skip('flake8 not installed')
     proc = subprocess.run([sys.executable, '-m', 'flake8', 'edge_classifier', 'launch', 'test',
-                           'setup.py'], cwd=ROOT, capture_output=True, text=True)
+                           'checks', 'setup.py'], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

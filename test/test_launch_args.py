@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from edge_classifier.errors import EdgeClassifierError
-from edge_classifier.launch_args import (ARGUMENTS, LaunchArgumentError, last_error_line,
+from edge_classifier.launch_args import (ARGUMENTS, ClassifierFailed, LaunchArgumentError,
+                                         classifier_failure, colour_output, last_error_line,
                                          parse_topics, plan)
 
 LAUNCH_FILE = Path(__file__).resolve().parent.parent / 'launch' / 'classify.launch.py'
@@ -76,7 +77,8 @@ def test_a_compressed_sample_camera_is_subscribed_as_compressed():
     ('image_topics', '[a, b', ['image_topics', 'a list of topic names']),
     ('model', ' ', ['model']),
     ('managed', 'maybe', ["managed:='maybe'"]),
-    ('overlay_width', '-5', ["overlay_width:='-5'", '0..7680']),
+    ('overlay_width', '-5', ["overlay_width:='-5'", 'from 0 to 7680']),
+    ('overlay_width', '7681', ["overlay_width:='7681'", 'from 0 to 7680']),
 ])
 def test_bad_arguments_name_the_argument(name, value, words):
     with pytest.raises(LaunchArgumentError) as err:
@@ -113,3 +115,41 @@ def test_the_launch_file_declares_exactly_the_module_arguments():
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                 and node.module == 'edge_classifier.launch_args' for alias in node.names}
     assert {'ARGUMENTS', 'plan'} <= imported
+
+
+def test_a_failed_classifier_fails_the_launch_a_clean_exit_does_not():
+    """classify.launch.py raises what classifier_failure returns: launch then logs it as its
+    last line and `ros2 launch` exits 1 (launch returns 1 when an action raises)."""
+    output = ('[INFO] [edge_classifier]: starting\n'
+              "[edge_classifier] cannot start: parameter model (the default of "
+              "/edge_classifier): unknown model 'nosuchmodel'\n")
+    error = classifier_failure('classifier_node', 2, output)
+    assert isinstance(error, ClassifierFailed) and isinstance(error, EdgeClassifierError)
+    assert str(error) == ("classifier_node exited with code 2: [edge_classifier] cannot "
+                          "start: parameter model (the default of /edge_classifier): unknown "
+                          "model 'nosuchmodel'")
+    assert classifier_failure('classifier_node', 0, output) is None   # Ctrl-C: exit 0
+    assert 'code -9' in str(classifier_failure('classifier_lifecycle_node', -9, ''))
+
+
+class Stream:
+    def __init__(self, tty):
+        self.tty = tty
+
+    def isatty(self):
+        if self.tty is None:
+            raise ValueError('I/O operation on closed file')
+        return self.tty
+
+
+def test_colour_only_on_a_terminal(tmp_path):
+    assert colour_output(Stream(True)) is True
+    assert colour_output(Stream(False)) is False
+    assert colour_output(Stream(None)) is False
+    with open(tmp_path / 'launch.log', 'w') as log:  # ros2 launch ... > launch.log
+        assert colour_output(log) is False
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    keywords = {kw.arg: kw.value for node in ast.walk(tree) if isinstance(node, ast.Call)
+                for kw in node.keywords}
+    assert not (isinstance(keywords['emulate_tty'], ast.Constant) and
+                keywords['emulate_tty'].value is True), 'emulate_tty must follow the terminal'

@@ -231,7 +231,7 @@ def test_signals_end_the_node_cleanly_within_a_second(ros, sig):
 @pytest.mark.parametrize('params, words', [
     ({'model': 'resnet9000'}, ["unknown model 'resnet9000'", 'mobilenetv3']),
     ({'onnx_path': '/nonexistent/m.onnx'}, ['/nonexistent/m.onnx', 'onnx_path']),
-    ({'resize_mode': 'zoom'}, ["'resize_mode'", 'resize_crop, letterbox, stretch']),
+    ({'resize_mode': 'zoom'}, ['parameter resize_mode', 'resize_crop, letterbox, stretch']),
     ({'reliability': 'sometimes'}, ['parameter reliability']),
     ({'image_topics': [''], 'compressed_topics': ['']}, ['nothing to classify']),
 ])
@@ -293,8 +293,8 @@ def test_startup_errors_name_the_yaml_file_or_the_parameter(tmp_path, default_cf
     yaml_path.write_text(yaml_path.read_text().replace('top_k: 7', 'top_k: 0'))
     for params, words in (({'model': str(yaml_path)}, [str(yaml_path), "'top_k'"]),
                           ({'top_k': 5000}, ['parameter top_k', 'set on /edge_classifier']),
-                          ({'workers': 'two'}, ["'workers'", "'two'", 'efficientnet_lite0.yaml',
-                                                'parameters workers set on /edge_classifier'])):
+                          ({'workers': 'two'}, ['parameter workers', "'two'",
+                                                'set on /edge_classifier with -p'])):
         proc = ros_process('edge_classifier.node', params)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 2, err

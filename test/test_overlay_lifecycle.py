@@ -14,6 +14,7 @@ from edge_classifier.encode import RAW_ENCODINGS, encode_compressed, encode_raw
 from edge_classifier.frames import image_to_frame
 from edge_classifier.overlay import draw, frame_to_bgr
 from edge_classifier.postprocess import Hypothesis
+from edge_classifier.wiring.diagnostics import node_of
 
 from ros_helpers import Harness, ros_process, stop, wait_for
 from test_node import small
@@ -32,6 +33,20 @@ def ros():
 
 
 # ---- overlay, ROS-free -----------------------------------------------------------------
+def test_the_overlay_never_draws_into_the_callers_frame(sample_bgr):
+    """A bgr8 frame's array is the message's buffer (and the worker's frame): drawing must
+    happen on a copy, at the frame's size and scaled."""
+    bgr = small(sample_bgr['coffee'])
+    raw = encode_raw(bgr, 'bgr8')
+    frame = image_to_frame(raw.encoding, raw.height, raw.width, raw.step, raw.data)
+    before = frame.data.copy()
+    for width in (0, frame.width, frame.width // 2, frame.width * 2):
+        out = frame_to_bgr(frame, width)
+        assert not np.shares_memory(out, frame.data)
+        draw(out, 'title', [Hypothesis('967', 'espresso', 0.9)])
+        assert np.array_equal(frame.data, before)
+
+
 @pytest.mark.parametrize('encoding', RAW_ENCODINGS)
 def test_every_encoding_becomes_a_bgr_overlay(sample_bgr, encoding):
     bgr = small(sample_bgr['coffee'])
@@ -56,7 +71,7 @@ def _diag_overlays(diags):
     for arr in reversed(diags):
         for status in arr.status:
             values = {kv.key: kv.value for kv in status.values}
-            if status.name.startswith('ov_node:') and 'overlays' in values:
+            if node_of(status.name) == 'ov_node' and 'overlays' in values:
                 return values
     return None
 

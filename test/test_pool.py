@@ -176,17 +176,21 @@ def test_a_frame_converted_late_is_dropped_not_published_after_a_newer_one(clf):
     assert (stats.received, stats.classified, stats.dropped, stats.in_flight) == (3, 2, 1, 0)
 
 
-def test_with_several_workers_a_result_that_finishes_late_is_dropped(clf):
-    """Two workers, one camera: F1 is slow, F2 finishes first and is published; F1 is then
-    older than what was published: dropped, counted."""
-    real_infer, slow = clf.backend.infer, threading.Event()
+def test_with_several_workers_a_result_that_finishes_first_waits_for_the_older_one(clf):
+    """Two workers, one camera: F1 is slow, F2 finishes first. F2 waits (no thread waits
+    with it) until F1 is out: both are published, in order; nothing is wasted."""
+    real_infer, slow, f2_done = clf.backend.infer, threading.Event(), threading.Event()
     started = threading.Semaphore(0)
 
     def infer(batch):
         started.release()
-        if batch[0][0] < 100:  # F1, a dark frame (F2 is light): held until F2 is out
+        dark = batch[0][0] < 100   # F1 is a dark frame, F2 a light one
+        if dark:
             assert slow.wait(5)
-        return real_infer(batch)
+        scores = real_infer(batch)
+        if not dark:
+            f2_done.set()
+        return scores
 
     clf.backend.infer = infer
     order = []
@@ -196,14 +200,48 @@ def test_with_several_workers_a_result_that_finishes_late_is_dropped(clf):
         pool.submit('cam', lambda: Frame('gray', np.full((32, 32), 1, np.uint8)), 'F1')
         assert started.acquire(timeout=5)
         pool.submit('cam', lambda: Frame('gray', np.full((32, 32), 200, np.uint8)), 'F2')
-        assert wait_until(lambda: order == ['F2'])
+        assert f2_done.wait(5)
+        assert wait_until(lambda: pool.idle_workers == 1)   # F2's worker did not wait
+        time.sleep(0.05)
+        assert order == [] and pool.stats()['in_flight'] == 2
         slow.set()
+        assert wait_until(lambda: order == ['F1', 'F2'])
         assert wait_until(lambda: pool.stats()['in_flight'] == 0)
     finally:
         slow.set()
         pool.stop()
     stats = pool.stats()['sources']['cam']
-    assert order == ['F2'] and (stats.classified, stats.dropped) == (1, 1)
+    assert (stats.classified, stats.dropped) == (2, 0)
+
+
+def test_a_result_behind_a_failed_frame_is_published(clf):
+    """F1 fails in the backend while F2, done first, waits behind it: F2 goes out."""
+    real_infer, gate = clf.backend.infer, threading.Event()
+
+    def infer(batch):
+        if batch[0][0] < 100:
+            assert gate.wait(5)
+            raise RuntimeError('BPU timeout')
+        return real_infer(batch)
+
+    clf.backend.infer = infer
+    order = []
+    pool = WorkerPool(clf, 2, lambda r: order.append(r.meta), warmup=False).start()
+    try:
+        assert wait_until(lambda: pool.idle_workers == 2)
+        pool.submit('cam', lambda: Frame('gray', np.full((32, 32), 1, np.uint8)), 'F1')
+        assert wait_until(lambda: pool.idle_workers == 1)
+        pool.submit('cam', lambda: Frame('gray', np.full((32, 32), 200, np.uint8)), 'F2')
+        assert wait_until(lambda: pool.idle_workers == 1 and pool.pending() == 0)
+        time.sleep(0.05)
+        assert order == []
+        gate.set()
+        assert wait_until(lambda: order == ['F2'])
+    finally:
+        gate.set()
+        pool.stop()
+    stats = pool.stats()['sources']['cam']
+    assert (stats.classified, stats.errors, stats.in_flight) == (1, 1, 0)
 
 
 @pytest.mark.parametrize('where', ['postprocess', 'on_result', 'take'])

@@ -12,6 +12,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Classification
 
 from edge_classifier.encode import encode_compressed, encode_raw
+from edge_classifier.wiring.diagnostics import node_of
 
 from ros_helpers import Harness, proc_status_kib, ros_process, stop, wait_for
 from test_backends import FAKE_BPU, compiled_model
@@ -63,7 +64,7 @@ class Diagnostics:
 
     def _on(self, msg):
         for status in msg.status:
-            if status.name.startswith(self.name + ':'):
+            if node_of(status.name) == self.name:
                 self.latest = {kv.key: kv.value for kv in status.values}
                 self.level = status.level
 

@@ -29,7 +29,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import resources
-from ..config import BACKENDS, load_config
+from ..config import load_config
+from ..params import BACKENDS
 from ..encode import encode_raw
 from ..errors import EdgeClassifierError, cli
 from ..frames import image_to_frame

@@ -45,7 +45,7 @@ from .. import resources
 from ..config import load_config
 from ..errors import EdgeClassifierError, cli
 from ..ros_main import node_command
-from ..wiring.diagnostics import BOOKS_KEY
+from ..wiring.diagnostics import BOOKS_KEY, node_of
 
 FLOOD_HZ = 300.0
 CASES = ('floor', 'stand-in', 'naive', 'classifier_node')
@@ -138,7 +138,7 @@ class Listener:
 
     def _on_diag(self, msg):
         for status in msg.status:
-            if status.name.startswith(self.name + ':'):
+            if node_of(status.name) == self.name:
                 self.diag = {kv.key: kv.value for kv in status.values}
 
     def spin_until(self, predicate, timeout):

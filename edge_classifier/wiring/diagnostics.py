@@ -7,6 +7,12 @@ BOOKS = ('received', 'classified', 'dropped', 'malformed', 'errors', 'in_flight'
 BOOKS_KEY = '/'.join(BOOKS)   # "<source>: received/classified/dropped/malformed/errors/in_flight"
 
 
+def node_of(status_name):
+    """The node's own name in a status name: '/robot1/edge_classifier: classifier' ->
+    'edge_classifier' (the name is fully qualified so robots sharing /diagnostics differ)."""
+    return status_name.split(':', 1)[0].rsplit('/', 1)[-1]
+
+
 def status_level(stats, untrained, overlay_alive=True):
     """(level, message) of the classifier's status from a pool stats() snapshot."""
     dead = []
@@ -53,7 +59,7 @@ class Diagnostics:
         s = session.pool.stats()
         overlay = session.outputs.overlay_worker
         status = DiagnosticStatus()
-        status.name = f'{self.node.get_name()}: classifier'
+        status.name = f'{self.node.get_fully_qualified_name()}: classifier'
         status.hardware_id = backend.name
         status.level, status.message = status_level(s, classifier.untrained, overlay.alive())
         values = [('model', classifier.cfg.model_name), ('backend', backend.name),

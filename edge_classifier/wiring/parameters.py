@@ -1,211 +1,246 @@
-"""The node's parameters: declared with descriptors, checked, turned into a ModelConfig
-(`cfg`) and the I/O settings (`io`); top_k and score_threshold change at run time."""
+"""The node's parameters: declared from the parameter table (params.py) with descriptors
+that say what each does, its unit and range; read into a ModelConfig (`cfg`) and the I/O
+settings (`io`); changed at run time where the table allows.
+
+classifier_node reads them at construction, and the parameters it cannot apply while
+running are read-only. The managed node (nav2's convention) reads them on configure: while
+unconfigured every parameter can be set (a bad `model` is fixed with `ros2 param set`,
+then configure again); once configured, only the run-time ones change.
+
+A model key the user did not set takes its value from the model YAML that `model` names,
+read again on every configure. An error names where the bad value came from: the YAML
+file, -p / --params-file, or `ros2 param set`.
+"""
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
-from rclpy.exceptions import InvalidParameterValueException
+from rclpy.exceptions import InvalidParameterValueException, ParameterUninitializedException
 from rclpy.parameter import Parameter
 
 from .. import config as model_config
-from ..config import RELIABILITIES, ConfigError
+from ..config import ConfigError
 from ..errors import EdgeClassifierError
-from ..frames import DEFAULT_MAX_IMAGE_PIXELS
+from ..params import BY_NAME, INT_MAX, MODEL_KEYS, NODE_PARAMS, RUNTIME_KEYS
 
-# Parameters that take effect at run time; every other one is read-only (fixed at startup).
-RUNTIME_KEYS = ('top_k', 'score_threshold')
-RESTART = 'Read-only: fixed at startup, restart the node to change it.'
-INT_MAX = 2 ** 31 - 1
-
-# Ranges of the model config keys, shown by `ros2 param describe` (config.py validates).
-_INT_RANGES = {'workers': (1, 64), 'input_width': (2, 8192), 'input_height': (2, 8192),
-               'resize_short_side': (0, 8192), 'num_classes': (1, INT_MAX),
-               'ort_intra_op_threads': (0, 64), 'bpu_core_id': (0, 64), 'bpu_priority': (0, 255)}
-_CHOICES = {'resize_mode': model_config.RESIZE_MODES,
-            'channel_order': model_config.CHANNEL_ORDERS, 'backend': model_config.BACKENDS,
-            'ort_graph_optimization': model_config.GRAPH_OPTIMIZATIONS,
-            'ort_spinning': model_config.ORT_SPINNING}
+READ_ONLY = 'Read-only: fixed at startup; restart the node to change it.'
+MANAGED = ('Fixed while the node is configured: deactivate and clean it up, set this, '
+           'configure again.')
+CLASS_NAMES = 'class_names'
+IO_KEYS = tuple(p.name for p in NODE_PARAMS if not p.model)
 
 
 class StartupError(EdgeClassifierError):
     """A parameter, config, model or labels file the node cannot start with."""
 
 
-def _topic_list(name, value):
-    """A topic-list parameter: a list of names (a single string is one topic)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(t, str) for t in value):
-        raise StartupError(f'parameter {name}: expected a list of topic names, got {value!r}')
-    return [t for t in value if t]
-
-
-def _number(name, value, low, kind=float):
-    """A numeric parameter (an integer is accepted where a float is meant)."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
-    if not ok or value < low:
-        what = 'a number' if kind is float else 'an integer'
-        raise StartupError(f'parameter {name}: expected {what} >= {low}, got {value!r}')
-    return kind(value)
-
-
 class NodeParameters:
-    """Declares every parameter of `node` at construction; `cfg` and `io` are the checked
-    values. on_change(cfg) is called after a run-time change (top_k, score_threshold)."""
+    """Declares every node parameter of the table on `node` (managed: a lifecycle node).
 
-    def __init__(self, node):
+    read() -> (cfg, io), checked; `configured` (set by the node) fixes the startup ones;
+    on_change(cfg) is called after a run-time change (top_k, score_threshold) while a
+    config is in use.
+    """
+
+    def __init__(self, node, managed=False):
         self.node = node
+        self.managed = managed
+        self.configured = False
+        self.cfg = None
         self.on_change = None
-        self._model_origin = 'the node\'s parameters'
-        self.cfg = self._declare_model_parameters()
-        self.io = self._declare_io_parameters()
+        self._refreshing = False
+        self._errors = {}                    # name -> a bad startup value, reported on read()
+        self.user_set = {name for name in self._overrides() if name in BY_NAME}
+        model = self._override('model', BY_NAME['model'].default)
+        self.yaml, self.yaml_error = self._load_yaml(model)
+        for param in NODE_PARAMS:
+            self._declare(param)
         self._reject_unknown_parameters()
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
-    def _declare(self, name, default, text, read_only=True, dynamic=True, **ranges):
-        """declare_parameter with a descriptor; an out-of-range value names its origin."""
-        if read_only:
-            text = f'{text} {RESTART}'
-        descriptor = ParameterDescriptor(description=text, read_only=read_only,
-                                         dynamic_typing=dynamic, **ranges)
-        try:
-            return self.node.declare_parameter(name, default, descriptor).value
-        except InvalidParameterValueException as exc:
-            raise StartupError(f'parameter {name} ({self._where(name)}): {exc}') from exc
-
+    # ---- where values come from ---------------------------------------------------------
     def _overrides(self):
         """Values given with -p or --params-file (rclpy keeps them here)."""
         return getattr(self.node, '_parameter_overrides', {})
 
-    def _where(self, key):
+    def _override(self, name, default):
+        value = self._overrides().get(name)
+        return default if value is None else value.value
+
+    def where(self, name):
         """Where a parameter's value came from, for error messages."""
-        if key in self._overrides():
-            return f'set on {self.node.get_fully_qualified_name()} (-p or --params-file)'
-        return self._model_origin
+        fqn = self.node.get_fully_qualified_name()
+        if name in self._overrides() and name in self.user_set:
+            return f'set on {fqn} with -p or --params-file'
+        if name in self.user_set:
+            return f'set on {fqn} with ros2 param set'
+        if BY_NAME[name].model and self.yaml is not None:
+            return self.yaml.origin
+        return f'the default of {fqn}'
 
-    def _declare_model_parameters(self):
-        model = self._declare(
-            'model', 'efficientnet_lite0',
-            'model config: a name from the package\'s config/ (e.g. mobilenetv3) or a path to '
-            'a model YAML; its values are the defaults of the model parameters.')
-        if not isinstance(model, str) or not model:
-            raise StartupError(f'parameter model: expected a config name or YAML path, got '
-                               f'{model!r}')
+    def _load_yaml(self, model):
         try:
-            base = model_config.load_config(model)
-        except ConfigError as exc:
-            raise StartupError(f'parameter model: {exc}') from exc
-        self._model_origin = base.origin
-        values = {}
-        for key, default in base.to_dict().items():
-            ranges = {}
-            if key in _INT_RANGES:
-                low, high = _INT_RANGES[key]
-                ranges['integer_range'] = [IntegerRange(from_value=low, to_value=high, step=1)]
-            text = f'model config key {key} (default from {base.origin}).'
-            if key in _CHOICES:
-                text += f' One of: {", ".join(_CHOICES[key])}.'
-            if key == 'top_k':
-                classes = values['num_classes']
-                top = classes if isinstance(classes, int) and classes >= 1 else INT_MAX
-                ranges['integer_range'] = [IntegerRange(from_value=1, to_value=top, step=1)]
-                text = 'how many classes each Classification carries (best first).'
-            elif key == 'score_threshold':
+            return model_config.load_config(BY_NAME['model'].check(model)), None
+        except (ConfigError, ValueError) as exc:
+            return None, f'parameter model ({self.where("model")}): {exc}'
+
+    # ---- declare ------------------------------------------------------------------------
+    def _declare(self, param):
+        default = param.default
+        if param.model and self.yaml is not None:
+            default = getattr(self.yaml, param.name)
+        read_only = not self.managed and not param.runtime
+        ranges = {}
+        if param.kind in ('int', 'float') and param.low is not None:
+            high = param.high
+            if param.name == 'top_k':
+                high = self.yaml.num_classes if self.yaml is not None else INT_MAX
+            if param.kind == 'int':
+                ranges['integer_range'] = [IntegerRange(from_value=int(param.low),
+                                                        to_value=int(high), step=1)]
+            else:
                 ranges['floating_point_range'] = [FloatingPointRange(
-                    from_value=0.0, to_value=1.0, step=0.0)]
-                text = 'classes scoring below this are left out (LabelInfo.threshold).'
-            values[key] = self._declare(key, default, text, read_only=key not in RUNTIME_KEYS,
-                                        **ranges)
-        overridden = sorted(k for k in values if k in self._overrides())
-        origin = base.origin + (f' with parameters {", ".join(overridden)} set on '
-                                f'{self.node.get_fully_qualified_name()}' if overridden else '')
+                    from_value=float(param.low), to_value=float(high), step=0.0)]
+        if param.choices:
+            ranges['additional_constraints'] = 'one of ' + ', '.join(param.choices)
+        descriptor = ParameterDescriptor(
+            description=param.describe(MANAGED if self.managed else READ_ONLY),
+            read_only=read_only, dynamic_typing=default != [], **ranges)
+        value = Parameter.Type.STRING_ARRAY if default == [] else default
         try:
-            return model_config.from_dict(values, origin=origin)
-        except ConfigError as exc:
-            raise StartupError(str(exc)) from exc
-
-    def _declare_io_parameters(self):
-        image_topics = self._declare(
-            'image_topics', ['image_raw'], 'sensor_msgs/Image topics (relative names follow '
-            'the node\'s namespace and remaps).')
-        compressed = self._declare(
-            'compressed_topics', Parameter.Type.STRING_ARRAY,
-            'sensor_msgs/CompressedImage topics (jpeg, png).', dynamic=False) or []
-        reliability = self._declare(
-            'reliability', 'auto',
-            'input QoS reliability: auto (reliable, re-subscribing best effort when a '
-            'best-effort camera appears), reliable, or best_effort (REP-2003 sensor data).',
-            additional_constraints='one of ' + ', '.join(RELIABILITIES))
-        depth = self._declare('depth', 1, 'input QoS history depth (the node keeps only the '
-                              'newest frame per camera).',
-                              integer_range=[IntegerRange(from_value=1, to_value=1000, step=1)])
-        output_topic = self._declare('output_topic', 'classification',
-                                     'vision_msgs/Classification output topic; label_info and '
-                                     'vision_info are published under it.')
-        period = self._declare(
-            'diagnostics_period', 1.0, 'seconds between /diagnostics messages.',
-            floating_point_range=[FloatingPointRange(from_value=0.01, to_value=3600.0,
-                                                     step=0.0)])
-        per_source = self._declare('per_source_output', False,
-                                   'also publish each source on <image topic>/classification '
-                                   '(and its overlay on <image topic>/classification/overlay).')
-        overlay_width = self._declare(
-            'overlay_width', 640, 'width of the overlay image (classification/overlay, drawn '
-            'only while it has subscribers); 0 = the source frame\'s size.',
-            integer_range=[IntegerRange(from_value=0, to_value=7680, step=1)])
-        max_pixels = self._declare(
-            'max_image_pixels', DEFAULT_MAX_IMAGE_PIXELS,
-            'compressed frames whose JPEG/PNG header declares more pixels are refused before '
-            'decoding and counted as malformed (a decompression bomb costs nothing); '
-            '0 = no limit.',
-            integer_range=[IntegerRange(from_value=0, to_value=INT_MAX, step=1)])
-        io = {'image_topics': _topic_list('image_topics', image_topics),
-              'compressed_topics': _topic_list('compressed_topics', compressed),
-              'reliability': reliability, 'depth': _number('depth', depth, 1, int),
-              'output_topic': output_topic,
-              'diagnostics_period': _number('diagnostics_period', period, 0.01),
-              'per_source_output': per_source,
-              'overlay_width': _number('overlay_width', overlay_width, 0, int),
-              'max_image_pixels': _number('max_image_pixels', max_pixels, 0, int)}
-        if reliability not in RELIABILITIES:
-            raise StartupError(f'parameter reliability: {reliability!r} is not one of '
-                               + ', '.join(RELIABILITIES))
-        if not isinstance(output_topic, str) or not output_topic:
-            raise StartupError(f'parameter output_topic: expected a topic name, got '
-                               f'{output_topic!r}')
-        if not isinstance(per_source, bool):
-            raise StartupError(f'parameter per_source_output: expected true or false, got '
-                               f'{per_source!r}')
-        if not io['image_topics'] and not io['compressed_topics']:
-            raise StartupError('parameters image_topics and compressed_topics are both empty: '
-                               'nothing to classify')
-        return io
+            self.node.declare_parameter(param.name, value, descriptor)
+        except InvalidParameterValueException as exc:
+            message = f'parameter {param.name} ({self.where(param.name)}): {exc}'
+            if not self.managed:
+                raise StartupError(message) from exc
+            # A managed node stays up: the default is kept, the error reported on configure
+            # until the parameter is set right.
+            self._errors[param.name] = message
+            self.node.declare_parameter(param.name, value, descriptor, ignore_override=True)
 
     def _reject_unknown_parameters(self):
         """A params file key this node does not know is a typo: fail, do not ignore it."""
         node = self.node
         unknown = sorted(name for name in self._overrides()
-                         if not node.has_parameter(name) and not name.startswith('qos_overrides.'))
+                         if not node.has_parameter(name) and not name.startswith('qos_overrides.')
+                         and name != CLASS_NAMES)
         if unknown:
+            names = sorted(p.name for p in NODE_PARAMS)
             raise StartupError(f'unknown parameter(s) {", ".join(unknown)}; this node takes: '
-                               f'{", ".join(sorted(node._parameters))}')
+                               f'{", ".join(names)}')
 
-    def _on_set_parameters(self, params):
-        """top_k and score_threshold at run time, applied together as one ModelConfig.
-
-        Read-only parameters never get here (rclpy refuses them, their description says a
-        restart is needed).
-        """
-        changes = {p.name: p.value for p in params if p.name in RUNTIME_KEYS}
-        if not changes:
-            return SetParametersResult(successful=True)
+    # ---- read ---------------------------------------------------------------------------
+    def _raw(self, name):
+        """The parameter's value; None for a list declared empty (rcl cannot type `[]`, so
+        it is declared as an uninitialised string array)."""
         try:
-            updated = self.cfg.replace(**changes)
+            return self.node.get_parameter(name).value
+        except ParameterUninitializedException:
+            return None
+
+    def _value(self, name):
+        param = BY_NAME[name]
+        try:
+            return param.check(self._raw(name))
+        except ValueError as exc:
+            raise StartupError(f'parameter {name} ({self.where(name)}): {exc}') from None
+
+    def read(self):
+        """(cfg, io) from the parameters as they are now, or StartupError naming the
+        parameter, where its value came from and what it accepts."""
+        if self._errors:
+            raise StartupError(next(iter(self._errors.values())))
+        self.yaml, self.yaml_error = self._load_yaml(self.node.get_parameter('model').value)
+        if self.yaml_error:
+            raise StartupError(self.yaml_error)
+        values, refresh = {}, []
+        for key in MODEL_KEYS:
+            param, from_yaml = BY_NAME[key], getattr(self.yaml, key)
+            if not param.node or key not in self.user_set:
+                values[key] = from_yaml
+                if param.node and self._raw(key) != from_yaml:
+                    refresh.append(Parameter(key, value=from_yaml))
+            else:
+                values[key] = self._value(key)
+        self._refresh(refresh)
+        mine = sorted(k for k in MODEL_KEYS if k in self.user_set)
+        origin = self.yaml.origin + (f' with {", ".join(mine)} set on '
+                                     f'{self.node.get_fully_qualified_name()}' if mine else '')
+        try:
+            cfg = model_config.from_dict(values, origin=origin)
         except ConfigError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        self.cfg = updated
-        if self.on_change is not None:
-            self.on_change(updated)
-        self.node.get_logger().info(f'now top_k={updated.top_k}, '
-                                    f'score_threshold={updated.score_threshold}')
+            raise StartupError(str(exc)) from exc
+        io = {key: self._value(key) for key in IO_KEYS if key != 'model'}
+        if not io['output_topic']:
+            raise StartupError(f'parameter output_topic ({self.where("output_topic")}): '
+                               f'expected a topic name, got an empty string')
+        if not io['image_topics'] and not io['compressed_topics']:
+            raise StartupError('parameters image_topics and compressed_topics are both empty: '
+                               'nothing to classify')
+        self.cfg = cfg
+        return cfg, io
+
+    def _refresh(self, params):
+        """Set parameters to values of the node's own (the model YAML's, the labels)."""
+        if not params:
+            return
+        self._refreshing = True
+        try:
+            self.node.set_parameters(params)
+        finally:
+            self._refreshing = False
+
+    def publish_class_names(self, labels):
+        """The label database as parameter class_names (VisionInfo.database_location)."""
+        if self.node.has_parameter(CLASS_NAMES):
+            self._refresh([Parameter(CLASS_NAMES, value=list(labels))])
+            return
+        self._refreshing = True       # declaring runs the set-parameters callbacks too
+        try:
+            self.node.declare_parameter(CLASS_NAMES, list(labels), ParameterDescriptor(
+                description='Class names by class_id (the label database, from labels_path). '
+                            'Set by the node.', read_only=not self.managed))
+        finally:
+            self._refreshing = False
+
+    # ---- run-time changes -----------------------------------------------------------------
+    def _on_set_parameters(self, params):
+        """Checks every change against the table; applies top_k and score_threshold
+        together (a frame sees all of a change or none)."""
+        if self._refreshing:
+            return SetParametersResult(successful=True)
+        fqn = self.node.get_fully_qualified_name()
+        where = f'ros2 param set on {fqn}'
+        checked = {}
+        for p in params:
+            if p.name == CLASS_NAMES:
+                return _refused(f'parameter {CLASS_NAMES} comes from labels_path: set that')
+            param = BY_NAME.get(p.name)
+            if param is None or not param.node:
+                continue
+            if self.configured and not param.runtime:
+                return _refused(f'parameter {p.name}: {MANAGED}')
+            try:
+                checked[p.name] = param.check(p.value)
+            except ValueError as exc:
+                return _refused(f'parameter {p.name} ({where}): {exc}')
+        runtime = {k: v for k, v in checked.items() if k in RUNTIME_KEYS}
+        updated = None
+        if runtime and self.cfg is not None and self.configured:
+            try:
+                updated = self.cfg.replace(origin=where, **runtime)
+            except ConfigError as exc:
+                return _refused(str(exc))
+            updated.origin = self.cfg.origin
+        self.user_set.update(checked)
+        for name in checked:
+            self._errors.pop(name, None)
+        if updated is not None:
+            self.cfg = updated
+            if self.on_change is not None:
+                self.on_change(updated)
+            self.node.get_logger().info(f'now top_k={updated.top_k}, '
+                                        f'score_threshold={updated.score_threshold}')
         return SetParametersResult(successful=True)
+
+
+def _refused(reason):
+    return SetParametersResult(successful=False, reason=reason)

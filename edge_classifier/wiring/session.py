@@ -1,8 +1,6 @@
 """What configure builds and cleanup takes down: the model, the worker pool, the outputs,
 the inputs and the diagnostics of one configured node, composed; close() is the one
 teardown (destroy_node, cleanup, shutdown and errors all end here)."""
-from rcl_interfaces.msg import ParameterDescriptor
-
 from ..errors import EdgeClassifierError
 from ..pipeline import Classifier, Settings
 from ..pool import WorkerPool
@@ -13,11 +11,13 @@ from .parameters import StartupError
 
 
 class Session:
-    """configure -> Session(node, cfg, io); activate(); deactivate(); close()."""
+    """configure -> Session(node, cfg, io, parameters); activate(); deactivate(); close().
+    Each step returns one line saying what it did (the node logs it with its duration)."""
 
-    def __init__(self, node, cfg, io):
+    def __init__(self, node, cfg, io, parameters):
         self.node = node
         self.cfg = cfg
+        self.io = io
         self.active = False
         self.pool = self.outputs = self.inputs = self.diagnostics = None
         try:
@@ -30,13 +30,8 @@ class Session:
             if self.classifier.untrained:
                 log.error(f'MODEL HAS UNTRAINED (RANDOM) WEIGHTS: {backend.describe()}. Its '
                           f'classes are meaningless; use it for speed measurements only.')
-            log.info(f'model {cfg.model_name} ({cfg.origin}): {backend.describe()}, '
-                     f'{cfg.workers} workers')
-            if not node.has_parameter('class_names'):
-                labels = self.classifier.labels or [str(i) for i in range(cfg.num_classes)]
-                node.declare_parameter('class_names', labels, ParameterDescriptor(
-                    description='class names by class_id (the label database).',
-                    read_only=True))
+            parameters.publish_class_names(
+                self.classifier.labels or [str(i) for i in range(cfg.num_classes)])
             self.pool = WorkerPool(self.classifier, cfg.workers, on_error=self._on_frame_error,
                                    logger=log)
             self.inputs = Inputs(node, io, self.classifier.geometry, self.pool.submit)
@@ -49,6 +44,11 @@ class Session:
             self.close()
             raise
 
+    def summary(self):
+        backend = self.classifier.backend
+        return (f'model {self.cfg.model_name} ({self.cfg.origin}): {backend.describe()}, '
+                f'{self.cfg.workers} workers')
+
     def activate(self):
         """Outputs open, label map latched, diagnostics on, inputs last (once a camera
         sees a subscriber, everything is ready)."""
@@ -57,19 +57,27 @@ class Session:
         self.diagnostics.start()
         self.inputs.subscribe()
         self.active = True
+        return (f'classifying {", ".join(self.inputs.topics)} -> '
+                f'{self.node.resolve_topic_name(self.io["output_topic"])}')
 
     def deactivate(self):
         """Nothing is published once this returns; frames waiting or in flight are dropped
         (counted); the model stays loaded and the workers wait."""
-        self.active = False
+        was_active, self.active = self.active, False
         if self.outputs is not None:
             self.outputs.close()
         if self.inputs is not None:
             self.inputs.unsubscribe()
+        in_flight = 0
         if self.pool is not None:
+            in_flight = self.pool.stats()['in_flight']
             self.pool.discard_waiting()
         if self.diagnostics is not None:
             self.diagnostics.stop()
+        if not was_active:
+            return 'was not active'
+        return (f'unsubscribed, outputs closed; {in_flight} frame(s) waiting or in a worker '
+                f'dropped')
 
     def close(self):
         """Deactivate, stop the threads, unload the model (unless a worker is still inside
@@ -82,8 +90,9 @@ class Session:
             self.inputs.destroy()
         if stopped:
             self.classifier.close()
-        else:
-            self.node.get_logger().error('the backend stays loaded: a worker is still in it')
+            return 'workers stopped, model unloaded, publishers destroyed'
+        self.node.get_logger().error('the backend stays loaded: a worker is still in it')
+        return 'a worker did not stop: the model stays loaded'
 
     def apply(self, cfg):
         """A run-time change of top_k / score_threshold: the next frames see all of it."""

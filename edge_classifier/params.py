@@ -1,0 +1,277 @@
+"""Every parameter of the classifier, in one table (ROS-free).
+
+From this table come: the model YAML's validation (config.py), the node's parameter
+descriptors and checks (wiring/parameters.py), the launch file's argument checks
+(launch_args.py) and the README's parameter table (`python -m edge_classifier.params`;
+test_params.py fails when the README and the table differ).
+
+A `model` row is a key of the model YAML (config/<model>.yaml): the node's default comes
+from the YAML that the `model` parameter names. A `node=False` row is a YAML key only
+(where a model comes from, for the models tool), never a node parameter.
+"""
+import sys
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple
+
+INT_MAX = 2 ** 31 - 1
+# The frames' pixel budget: above 8K video (7680 x 4320 = 33.2 MP), 120 MB of BGR decoded.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+
+RESIZE_MODES = ('resize_crop', 'letterbox', 'stretch')
+CHANNEL_ORDERS = ('rgb', 'bgr')
+BACKENDS = ('auto', 'onnxruntime', 'bpu')
+GRAPH_OPTIMIZATIONS = ('disable', 'basic', 'extended', 'all')
+ORT_SPINNING = ('never', 'in_run', 'always')
+RELIABILITIES = ('auto', 'reliable', 'best_effort')
+
+_KINDS = {'str': 'a string', 'int': 'an integer', 'float': 'a number', 'bool': 'true or false',
+          'str[]': 'a list of strings', 'float[3]': 'a list of 3 numbers (one per channel)'}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str                      # one of _KINDS
+    default: Any
+    text: str                      # what it does, one sentence
+    low: Optional[float] = None
+    high: Optional[float] = None
+    unit: str = ''
+    high_text: str = ''            # how the upper bound reads when it depends on another key
+    choices: Tuple[str, ...] = ()
+    runtime: bool = False          # takes effect while the node runs (else fixed once configured)
+    model: bool = False            # a model YAML key: the default comes from the model's YAML
+    node: bool = True              # a node parameter (False: a YAML key only)
+
+    def check(self, value):
+        """The value converted to the parameter's type; ValueError says what is wrong."""
+        kind = self.kind
+        if kind == 'bool':
+            if not isinstance(value, bool):
+                raise ValueError(f'expected true or false, got {value!r}')
+            return value
+        if kind in ('int', 'float'):
+            allowed = int if kind == 'int' else (int, float)
+            if isinstance(value, bool) or not isinstance(value, allowed):
+                raise ValueError(f'expected {self._expected()}, got {value!r}')
+            if (self.low is not None and value < self.low) or \
+                    (self.high is not None and value > self.high):
+                raise ValueError(f'expected {self._expected()}, got {value!r}')
+            return float(value) if kind == 'float' else value
+        if kind == 'float[3]':
+            if (not isinstance(value, (list, tuple)) or len(value) != 3 or
+                    any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
+                raise ValueError(f'expected {_KINDS[kind]}, got {value!r}')
+            return [float(v) for v in value]
+        if kind == 'str[]':
+            if value is None:  # `-p key:=[]`: rcl cannot type an empty list, it arrives unset
+                value = []
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f'expected a list of topic names, got {value!r}')
+            return [v for v in value if v]
+        if value is None:
+            value = ''
+        if not isinstance(value, str):
+            raise ValueError(f'expected a string, got {value!r}')
+        if self.choices and value not in self.choices:
+            raise ValueError(f'{value!r} is not one of {", ".join(self.choices)}')
+        return value
+
+    def parse(self, text):
+        """A value written on a command line or in a launch argument (a string), checked."""
+        text = str(text).strip()
+        if self.kind in ('int', 'float'):
+            try:
+                value = int(text) if self.kind == 'int' else float(text)
+            except ValueError:
+                raise ValueError(f'expected {self._expected()}, got {text!r}') from None
+            return self.check(value)
+        if self.kind == 'bool':
+            if text.lower() not in ('true', 'false'):
+                raise ValueError(f'expected true or false, got {text!r}')
+            return text.lower() == 'true'
+        return self.check(text)
+
+    def _expected(self):
+        what = _KINDS[self.kind]
+        unit = f' {self.unit}' if self.unit else ''
+        if self.low is not None and self.high is not None:
+            return f'{what} from {_num(self.low)} to {self._high()}{unit}'
+        if self.low is not None:
+            return f'{what} >= {_num(self.low)}{unit}'
+        return what
+
+    def range_text(self):
+        """The allowed values, for descriptions and the README."""
+        if self.choices:
+            return ', '.join(self.choices)
+        if self.low is not None and self.high is not None:
+            return f'{_num(self.low)}..{self._high()}' + (f' {self.unit}' if self.unit else '')
+        return ''
+
+    def _high(self):
+        return self.high_text or _num(self.high)
+
+    def range_sentence(self):
+        """'One of a, b.' or 'Range 1..64 threads.' ('' when any value of the type goes)."""
+        if not self.range_text():
+            return ''
+        return ('One of ' if self.choices else 'Range ') + self.range_text() + '.'
+
+    def describe(self, restart_text=None):
+        """The ROS parameter description: what it does, its unit and range, and how it
+        changes (restart_text for the parameters fixed once configured)."""
+        parts = [self.text]
+        if self.range_text():
+            parts.append(self.range_sentence())
+        if self.model:
+            parts.append('Default from the model YAML (parameter model).')
+        if self.runtime:
+            parts.append('Changes at run time.')
+        elif restart_text:
+            parts.append(restart_text)
+        return ' '.join(parts)
+
+
+def _num(value):
+    return f'{value:g}' if isinstance(value, float) else str(value)
+
+
+P = Param
+TABLE = (
+    # ---- the node: inputs, outputs, QoS -----------------------------------------------
+    P('model', 'str', 'efficientnet_lite0',
+      'Model config: a name from the package\'s config/ (e.g. mobilenetv3) or the path of a '
+      'model YAML, whose keys give the defaults of the model parameters.'),
+    P('image_topics', 'str[]', ['image_raw'],
+      'sensor_msgs/Image topics to classify; relative names follow the node\'s namespace '
+      'and remaps.'),
+    P('compressed_topics', 'str[]', [],
+      'sensor_msgs/CompressedImage topics (jpeg, png) to classify.'),
+    P('reliability', 'str', 'auto',
+      'Input QoS reliability: auto (reliable, re-subscribed best effort when a best-effort '
+      'camera appears), reliable, or best_effort (REP-2003 sensor data).',
+      choices=RELIABILITIES),
+    P('depth', 'int', 1, 'Input QoS history depth per camera (the node only wants the newest '
+      'frame).', 1, 1000, 'frames'),
+    P('output_topic', 'str', 'classification',
+      'vision_msgs/Classification output topic; label_info, vision_info and overlay are '
+      'published under it.'),
+    P('per_source_output', 'bool', False,
+      'Also publish each camera\'s results on <image topic>/classification and its overlay '
+      'on <image topic>/classification/overlay.'),
+    P('overlay_width', 'int', 640, 'Width of the overlay image (drawn only while '
+      'classification/overlay has subscribers); 0 = the source frame\'s width.', 0, 7680,
+      'px'),
+    P('diagnostics_period', 'float', 1.0, 'Time between /diagnostics messages.', 0.01, 3600.0,
+      's'),
+    P('max_image_pixels', 'int', DEFAULT_MAX_IMAGE_PIXELS,
+      'Compressed frames whose JPEG/PNG header declares more pixels are refused before '
+      'decoding (counted malformed); 0 = no limit.', 0, INT_MAX, 'pixels'),
+    # ---- the model (YAML keys) --------------------------------------------------------
+    P('model_name', 'str', 'efficientnet_lite0',
+      'The model\'s name in logs, /diagnostics and VisionInfo.', model=True),
+    P('onnx_path', 'str', 'efficientnet_lite0.onnx',
+      'ONNX model file of the onnxruntime backend; a relative path is looked up in the '
+      'models directory.', model=True),
+    P('bpu_path', 'str', 'efficientnet_lite0_224x224_nv12.bin',
+      'Compiled RDK X5 BPU model (NV12 input) of the bpu backend; a relative path is looked '
+      'up in the models directory.', model=True),
+    P('labels_path', 'str', 'imagenet1k_labels.txt',
+      'Class names, one per line in class order; a relative path is looked up in the models '
+      'directory.', model=True),
+    P('models_dir', 'str', '',
+      'Directory that relative model paths resolve against; empty = the default models '
+      'directory ($EDGE_CLASSIFIER_MODELS_DIR, else models/ of a source checkout, else '
+      '~/.local/share/edge_classifier/models).', model=True),
+    P('input_width', 'int', 224, 'Model input width (even: NV12).', 2, 8192, 'px',
+      model=True),
+    P('input_height', 'int', 224, 'Model input height (even: NV12).', 2, 8192, 'px',
+      model=True),
+    P('resize_mode', 'str', 'resize_crop',
+      'How a frame becomes the model input: resize_crop (short side to resize_short_side, '
+      'centre crop), letterbox (whole frame, black bars) or stretch.', choices=RESIZE_MODES,
+      model=True),
+    P('resize_short_side', 'int', 256,
+      'resize_crop: the frame\'s short side is scaled to this before the centre crop; '
+      '0 = crop the largest centred region of the input\'s shape.', 0, 8192, 'px',
+      model=True),
+    P('mean', 'float[3]', [127.0, 127.0, 127.0],
+      'Per-channel mean subtracted on the float (ONNX Runtime) path, in 0-255 pixel units '
+      '(the BPU model has it compiled in).', model=True),
+    P('std', 'float[3]', [128.0, 128.0, 128.0],
+      'Per-channel divisor applied after the mean on the float path, in pixel units, '
+      'non-zero (compiled into the BPU model).', model=True),
+    P('channel_order', 'str', 'rgb', 'Channel order the ONNX model takes.',
+      choices=CHANNEL_ORDERS, model=True),
+    P('num_classes', 'int', 1000, 'Scores the model outputs per image (and names in '
+      'labels_path).', 1, INT_MAX, 'classes', model=True),
+    P('softmax', 'bool', True, 'Apply softmax to the model\'s output (false for a model that '
+      'outputs probabilities).', model=True),
+    P('top_k', 'int', 5, 'How many classes each Classification carries, best first.', 1,
+      INT_MAX, high_text='num_classes', runtime=True, model=True),
+    P('score_threshold', 'float', 0.0, 'Classes scoring below this are left out (also '
+      'LabelInfo.threshold).', 0.0, 1.0, runtime=True, model=True),
+    P('backend', 'str', 'auto', 'Inference backend: auto (the BPU where hobot_dnn imports '
+      'and bpu_path exists, else ONNX Runtime), onnxruntime or bpu.', choices=BACKENDS,
+      model=True),
+    P('workers', 'int', 2, 'Inference worker threads (frames of any camera run on any of '
+      'them, in parallel).', 1, 64, 'threads', model=True),
+    P('ort_intra_op_threads', 'int', 0, 'ONNX Runtime threads inside one inference; 0 = one '
+      'per core.', 0, 64, 'threads', model=True),
+    P('ort_adaptive_threads', 'bool', True,
+      'ONNX Runtime: an inference that starts while another runs uses a second, '
+      'single-threaded session (no oversubscribed cores under load).', model=True),
+    P('ort_spinning', 'str', 'in_run',
+      'Whether ONNX Runtime\'s threads spin waiting for work: never, in_run (only inside an '
+      'inference: no CPU burnt between frames) or always (its default).',
+      choices=ORT_SPINNING, model=True),
+    P('ort_graph_optimization', 'str', 'all', 'ONNX Runtime graph optimization level.',
+      choices=GRAPH_OPTIMIZATIONS, model=True),
+    P('bpu_core_id', 'int', 0, 'BPU core the bpu backend runs on (hobot_dnn core_id); '
+      '0 = any core.', 0, 64, model=True),
+    P('bpu_priority', 'int', 0, 'BPU task priority passed to hobot_dnn forward().', 0, 255,
+      model=True),
+    # ---- where a model comes from: YAML only, for the models tool --------------------
+    P('source', 'str', '', 'Where the models tool gets the model (efficientnet_lite0, '
+      'timm:<architecture>).', model=True, node=False),
+    P('zoo_onnx_url', 'str', '', 'The RDK model zoo\'s ONNX file (models prepare '
+      '--download).', model=True, node=False),
+    P('zoo_bin_url', 'str', '', 'The RDK model zoo\'s compiled .bin (models prepare '
+      '--download).', model=True, node=False),
+    P('notes', 'str', '', 'Free text about the model.', model=True, node=False),
+)
+del P
+
+BY_NAME = {p.name: p for p in TABLE}
+MODEL_KEYS = tuple(p.name for p in TABLE if p.model)
+NODE_PARAMS = tuple(p for p in TABLE if p.node)
+RUNTIME_KEYS = tuple(p.name for p in TABLE if p.runtime)
+
+
+def markdown_table():
+    """The README's parameter table."""
+    rows = ['| parameter | type | default | allowed | at run time | what it does |',
+            '|---|---|---|---|---|---|']
+    for p in NODE_PARAMS:
+        default = 'model YAML' if p.model else _markdown_value(p.default)
+        rows.append(f'| `{p.name}` | {p.kind} | {default} | {p.range_text()} | '
+                    f'{"yes" if p.runtime else "no"} | {p.text} |')
+    return '\n'.join(rows)
+
+
+def _markdown_value(value):
+    if isinstance(value, bool):
+        return f'`{str(value).lower()}`'
+    if isinstance(value, list):
+        return '`[' + ', '.join(map(str, value)) + ']`'
+    if isinstance(value, int):
+        return f'`{value:,}`' if value >= 10000 else f'`{value}`'
+    return f'`{value}`' if value != '' else '`""`'
+
+
+if __name__ == '__main__':
+    print(markdown_table())
+    sys.exit(0)
