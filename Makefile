@@ -15,7 +15,7 @@ ROS_DOMAIN_ID ?= $(shell echo $$(( RANDOM % 100 + 1 )))
 export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-jazzy demo test test-jazzy check-registry bench clean
+.PHONY: setup setup-jazzy demo test test-jazzy check-registry mutation bench clean
 setup:
 	@EDGE_CLASSIFIER_VENV=$(VENV) bash standalone/setup_env.sh
 
@@ -41,8 +41,16 @@ test-jazzy: setup-jazzy
 check-registry: setup
 	@$(PY) -m pytest checks $(PYTEST_ARGS)
 
+# Mutation testing of the ROS-free core (setup.cfg [mutmut]: which modules, which tests).
+# Not in make test: it runs the unit tests once per mutant. mutants/ keeps the results, so
+# a second run only retests what changed; `mutmut browse` shows the survivors.
+mutation: setup
+	@$(PY) -m pip install -q --disable-pip-version-check -r standalone/requirements-mutation.txt
+	@EDGE_CLASSIFIER_DATA=$(CURDIR) $(VENV)/bin/mutmut run --max-children $$(nproc)
+	@$(PY) standalone/mutation_score.py
+
 bench: setup
 	@$(PY) -m edge_classifier.tools.bench
 
 clean:
-	rm -rf build install log .pytest_cache
+	rm -rf build install log .pytest_cache mutants

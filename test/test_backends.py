@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edge_classifier.backends import BackendError, create_backend
+from edge_classifier.backends.bpu import MODULES
 from edge_classifier.frames import Frame, read_image
 from edge_classifier.nv12 import Geometry, to_nv12
 
@@ -197,8 +198,9 @@ def test_unknown_backend_name(tmp_path):
 
 
 def test_bpu_without_hobot_dnn_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, 'hobot_dnn', None)
-    monkeypatch.setitem(sys.modules, 'hobot_dnn_rdkx5', None)
+    # (the submodules too: a test with the fake module before this one leaves them imported)
+    for name in ('hobot_dnn', 'hobot_dnn_rdkx5', *MODULES):
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(BackendError, match='hobot_dnn.*backend: onnxruntime'):
         create_backend(tiny_config(tmp_path), backend='bpu').load()
     # auto falls back to ONNX Runtime off the board

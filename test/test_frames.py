@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from edge_classifier.encode import RAW_ENCODINGS, encode_compressed, encode_raw
-from edge_classifier.frames import FrameError, compressed_to_frame, image_to_frame, read_image
+from edge_classifier.frames import (FrameError, compressed_size, compressed_to_frame,
+                                    image_to_frame, read_image)
 
 
 def to_bgr(frame):
@@ -141,3 +142,62 @@ def test_truncation_follows_the_bytes_whatever_the_format_string_says(sample_bgr
         assert compressed_to_frame(fmt, data).width == sample_bgr['coffee'].shape[1]
         with pytest.raises(FrameError, match=f'truncated .* no {marker}'):
             compressed_to_frame(fmt, data[:len(data) * 2 // 3])
+
+
+# ---- compressed_size: the header parser that guards against decompression bombs --------
+def _segment(marker, payload):
+    return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, 'big') + payload
+
+
+def _sof(marker, width, height):
+    return _segment(marker, bytes([8]) + height.to_bytes(2, 'big') + width.to_bytes(2, 'big')
+                    + bytes([3]) + bytes(9))
+
+
+@pytest.mark.parametrize('sof', [0xC0, 0xC1, 0xC2, 0xC3, 0xC9, 0xCF])
+def test_jpeg_size_is_read_from_any_frame_header_after_other_segments(sof):
+    """SOF0-SOF15 (not DHT C4, JPG C8, DAC CC) after APP0, a comment, fill bytes, RSTn."""
+    data = (b'\xff\xd8' + _segment(0xE0, b'JFIF\x00' + bytes(9)) + b'\xff\xff'
+            + b'\xff\xd3' + b'\xff\x01' + _segment(0xFE, b'made by a test')
+            + _sof(sof, 4097, 2049) + _segment(0xDA, bytes(10)))
+    assert compressed_size(data) == ('jpeg', 4097, 2049)
+
+
+@pytest.mark.parametrize('not_sof', [0xC4, 0xC8, 0xCC])
+def test_tables_are_not_frame_headers(not_sof):
+    data = (b'\xff\xd8' + _segment(not_sof, bytes([0, 1, 2, 3, 4, 5, 6, 7])) +
+            _sof(0xC0, 640, 480))
+    assert compressed_size(data) == ('jpeg', 640, 480)
+
+
+@pytest.mark.parametrize('data, message', [
+    (b'\xff\xd8' + _segment(0xDA, bytes(10)) + _sof(0xC0, 64, 64),
+     'JPEG without a frame header (SOF) before its image data'),
+    (b'\xff\xd8' + _segment(0xE0, bytes(4)), 'JPEG without a frame header'),
+    (b'\xff\xd8\xff\xe0\x00\x01' + _sof(0xC0, 64, 64), 'JPEG without a frame header'),
+    (b'\xff\xd8' + _segment(0xE0, bytes(4)) + b'\x00\xc0\x00\x11',
+     'JPEG header damaged at byte 10 (no marker)'),
+    (b'GIF89a' + bytes(30), '36 bytes that are neither JPEG nor PNG (they start with '
+     '474946383961'),
+    (b'\x89PNG\r\n\x1a\n' + bytes(4) + b'IDAT' + bytes(16), 'PNG without an IHDR chunk'),
+    (b'\x89PNG\r\n\x1a\n' + bytes(4) + b'IHDR', 'PNG without an IHDR chunk'),
+])
+def test_damaged_headers_say_what_is_wrong(data, message):
+    with pytest.raises(FrameError) as err:
+        compressed_size(data)
+    assert message in str(err.value)
+
+
+def test_a_frame_header_cut_short_is_not_read_past_the_end():
+    whole = b'\xff\xd8' + _sof(0xC0, 300, 200)
+    assert compressed_size(whole[:11]) == ('jpeg', 300, 200)   # the size bytes are there
+    with pytest.raises(FrameError, match='without a frame header'):
+        compressed_size(whole[:10])
+
+
+def test_png_size_from_ihdr_of_any_buffer_type(sample_bgr):
+    data = cv2.imencode('.png', sample_bgr['coffee'][:37, :53])[1]
+    h, w = 37, 53
+    assert compressed_size(data) == ('png', w, h)
+    assert compressed_size(data.tobytes()) == ('png', w, h)
+    assert compressed_size(bytearray(data.tobytes())) == ('png', w, h)

@@ -104,3 +104,27 @@ def test_nv12_to_rgb_is_the_inverse_up_to_yuv_rounding(sample_bgr):
     bgr = cv2.resize(sample_bgr['chelsea'], (224, 224))
     rgb = nv12_to_rgb(bgr_to_nv12(bgr), 224, 224)
     assert np.abs(rgb.astype(int) - bgr[..., ::-1].astype(int)).mean() < 4
+
+
+@pytest.mark.parametrize('geometry, size, factor', [
+    # resize_crop with a short side: the short side must stay >= 256
+    (Geometry(224, 224, 'resize_crop', 256), (4000, 3000), 8),   # 375 >= 256
+    (Geometry(224, 224, 'resize_crop', 256), (4000, 2040), 4),   # /8: 255 < 256; /4: 510
+    (Geometry(224, 224, 'resize_crop', 256), (4000, 2041), 8),   # 2041/8 rounds up to 256
+    (Geometry(224, 224, 'resize_crop', 256), (1024, 512), 2),
+    (Geometry(224, 224, 'resize_crop', 256), (1024, 511), 2),     # 511/2 -> 256
+    (Geometry(224, 224, 'resize_crop', 256), (1024, 510), 1),
+    (Geometry(224, 224, 'resize_crop', 256), (300, 256), 1),
+    # without a short side (and letterbox, stretch): both sides >= the input's
+    (Geometry(224, 224, 'resize_crop', 0), (1792, 1792), 8),
+    (Geometry(224, 224, 'resize_crop', 0), (1792, 1785), 8),     # 1785/8 -> 224 (rounded up)
+    (Geometry(224, 224, 'resize_crop', 0), (1792, 1784), 4),
+    (Geometry(224, 160, 'letterbox'), (1792, 1280), 8),
+    (Geometry(224, 160, 'letterbox'), (1791, 1280), 8),
+    (Geometry(224, 160, 'letterbox'), (1784, 1280), 4),
+    (Geometry(224, 160, 'stretch'), (448, 320), 2),
+    (Geometry(224, 160, 'stretch'), (447, 320), 2),
+    (Geometry(224, 160, 'stretch'), (446, 320), 1),
+])
+def test_jpeg_reduction_keeps_what_the_model_input_needs(geometry, size, factor):
+    assert geometry.reduction(*size) == factor

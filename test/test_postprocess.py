@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from edge_classifier.postprocess import LabelsError, load_labels, softmax, top_k
+from edge_classifier.postprocess import (Hypothesis, LabelsError, ScoresError, load_labels,
+                                         softmax, top_k)
 
 
 def test_softmax_is_a_distribution_and_stable():
@@ -51,3 +52,34 @@ def test_top_k_is_sorted_best_first_for_large_k():
         assert len(hyps) == min(k, 1000)
         assert probs == sorted(probs, reverse=True)
         assert [int(h.class_id) for h in hyps] == list(np.argsort(-scores, kind='stable'))[:k]
+
+
+def test_softmax_normalises_each_row_of_a_batch_in_double_precision():
+    batch = np.array([[1.0, 2.0, 3.0], [10.0, 10.0, 10.0]], np.float32)
+    p = softmax(batch)
+    assert p.shape == (2, 3) and p.dtype == np.float64
+    assert np.allclose(p.sum(axis=1), 1.0)
+    assert np.allclose(p[1], 1 / 3)  # each row on its own scale
+    e = np.exp(np.array([1.0, 2.0, 3.0]) - 3.0)
+    assert np.array_equal(p[0], e / e.sum())
+
+
+def test_without_labels_names_are_the_class_indices_and_any_shape_is_one_vector():
+    hyps = top_k(np.array([[0.0, 5.0], [1.0, 0.0]]), 2)  # (1, N) outputs included
+    assert [(h.class_id, h.class_name) for h in hyps] == [('1', '1'), ('2', '2')]
+
+
+def test_non_finite_scores_are_refused_with_their_count():
+    with pytest.raises(ScoresError, match=r'output 2 non-finite score\(s\) of 5 \(NaN or'):
+        top_k(np.array([0.1, np.nan, 0.2, np.inf, 0.3]), 3)
+
+
+def test_a_result_as_a_dict_rounds_the_score():
+    h = Hypothesis('967', 'espresso', 0.95512345678)
+    assert h.to_dict() == {'class_id': '967', 'class_name': 'espresso', 'score': 0.955123}
+
+
+def test_labels_with_non_ascii_names(tmp_path):
+    path = tmp_path / 'l.txt'
+    path.write_bytes('caf\u00e9\nna\u00efve\n'.encode('utf-8'))
+    assert load_labels(path, 2) == ['caf\u00e9', 'na\u00efve']

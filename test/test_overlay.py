@@ -1,0 +1,213 @@
+"""The overlay, ROS-free: what draw() puts where, and OverlayWorker's promises (latest
+result per source, sources in turn, failures logged and survived, a clean stop)."""
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_classifier.frames import Frame
+from edge_classifier.nv12 import bgr_to_nv12
+from edge_classifier.overlay import OverlayWorker, draw, frame_to_bgr
+from edge_classifier.postprocess import Hypothesis
+
+HYPS = [Hypothesis('967', 'espresso', 0.955), Hypothesis('968', 'cup', 0.014)]
+YELLOW, WHITE = (0, 255, 255), (255, 255, 255)
+
+
+def _bgr_frame(bgr):
+    return Frame('bgr', bgr)
+
+
+def _text_box(before, after):
+    """(width, height) of the darkened box at the top left."""
+    changed = np.any(after != before, axis=2)
+    rows, cols = np.nonzero(changed)
+    return cols.max() + 1, rows.max() + 1
+
+
+@pytest.mark.parametrize('width', [320, 900, 1800])
+def test_the_box_fits_the_lines_with_a_margin_and_darkens_what_is_under_it(width):
+    grey = np.full((width * 3 // 4, width, 3), 200, np.uint8)
+    out = draw(grey.copy(), 'efficientnet_lite0', HYPS)
+    scale = max(0.35, min(1.2, width / 900))
+    thickness = 1 if scale < 0.8 else 2
+    sizes = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0]
+             for t in ('efficientnet_lite0', 'espresso  0.95', 'cup  0.01')]
+    line_h = max(h for _, h in sizes) + int(10 * scale) + 2
+    assert _text_box(grey, out) == (max(w for w, _ in sizes) + 12, 3 * line_h + 8)
+    assert tuple(out[1, 1]) == (70, 70, 70)   # 200 * 0.35, outside the glyphs
+    box_w, box_h = _text_box(grey, out)
+    assert np.all(out[box_h:] == 200) and np.all(out[:, box_w:] == 200)
+
+
+def test_the_title_is_yellow_and_the_results_white():
+    black = np.zeros((300, 400, 3), np.uint8)
+    out = draw(black.copy(), 'model', HYPS)
+    colours = {tuple(int(c) for c in px) for px in out.reshape(-1, 3)}
+    assert YELLOW in colours and WHITE in colours
+    title_rows = np.nonzero(np.all(out == YELLOW, axis=2))[0]
+    result_rows = np.nonzero(np.all(out == WHITE, axis=2))[0]
+    assert title_rows.max() < result_rows.min()   # the title on top
+    assert title_rows.min() > 4                   # below the top margin
+
+
+def test_text_scales_with_the_image_within_bounds():
+    def box(width):
+        img = np.full((width, width, 3), 128, np.uint8)
+        return _text_box(img, draw(img.copy(), 'm', HYPS[:1]))
+    assert box(200) == box(300)              # 0.35 at most this small
+    assert box(900)[1] > box(450)[1]         # in between, with the width
+    assert box(1400) == box(2000)            # 1.2 at most
+
+
+def test_a_frame_smaller_than_the_text_gets_the_box_cut_at_its_edges():
+    tiny = np.full((20, 30, 3), 100, np.uint8)
+    out = draw(tiny.copy(), 'a long model name', HYPS)
+    assert np.all(out[0, :] != 100)  # the whole frame is under the box
+
+
+def test_nv12_frames_are_drawn_in_their_colours(sample_bgr):
+    bgr = np.ascontiguousarray(sample_bgr['coffee'][:240, :320])
+    nv12 = bgr_to_nv12(bgr).reshape(360, 320)
+    frame = Frame('nv12', nv12[:240], uv=nv12[240:].reshape(120, 160, 2))
+    out = frame_to_bgr(frame)
+    assert out.shape == (240, 320, 3) and np.abs(out.astype(int) - bgr).mean() < 4
+    half = frame_to_bgr(frame, 160)
+    assert half.shape == (120, 160, 3)
+
+
+# ---- OverlayWorker ---------------------------------------------------------------------
+class Sink:
+    def __init__(self, answer=None, block=None):
+        self.got, self.answer, self.block = [], answer, block
+        self.event = threading.Condition()
+
+    def __call__(self, bgr, meta):
+        if self.block is not None:
+            self.block.wait(5)
+        with self.event:
+            self.got.append((bgr, meta))
+            self.event.notify_all()
+        return self.answer
+
+    def wait(self, n, timeout=5):
+        with self.event:
+            return self.event.wait_for(lambda: len(self.got) >= n, timeout)
+
+
+class Log:
+    def __init__(self):
+        self.errors = []
+
+    def error(self, text):
+        self.errors.append(text)
+
+
+def test_the_worker_draws_at_its_width_and_counts(sample_bgr):
+    bgr = np.ascontiguousarray(sample_bgr['coffee'][:240, :320])
+    worker = OverlayWorker('lite0', width=160)
+    sink = Sink()
+    try:
+        worker.submit('cam', _bgr_frame(bgr), HYPS, 'meta-1', sink)
+        assert sink.wait(1)
+        out, meta = sink.got[0]
+        assert meta == 'meta-1' and out.shape == (120, 160, 3)
+        assert not np.shares_memory(out, bgr)
+        assert worker.alive()
+        assert wait_until(lambda: worker.drawn == 1) and worker.dropped == 0
+    finally:
+        assert worker.stop()
+    assert not worker.alive()
+
+
+def wait_until(predicate, timeout=5):
+    event = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return True
+        event.wait(0.01)
+    return predicate()
+
+
+def test_a_newer_result_replaces_the_waiting_one_and_sources_take_turns(sample_bgr):
+    bgr = np.ascontiguousarray(sample_bgr['coffee'][:60, :80])
+    gate = threading.Event()
+    sink = Sink(block=gate)
+    worker = OverlayWorker('m')
+    try:
+        worker.submit('a', _bgr_frame(bgr), HYPS, 'a0', sink)   # taken, blocks in publish
+        assert wait_until(lambda: not worker._jobs)
+        worker.submit('a', _bgr_frame(bgr), HYPS, 'a1', sink)
+        worker.submit('b', _bgr_frame(bgr), HYPS, 'b1', sink)
+        worker.submit('a', _bgr_frame(bgr), HYPS, 'a2', sink)   # replaces a1, keeps a's turn
+        gate.set()
+        assert sink.wait(3)
+        assert [meta for _, meta in sink.got] == ['a0', 'a2', 'b1']
+        assert worker.dropped == 1 and wait_until(lambda: worker.drawn == 3)
+    finally:
+        worker.stop()
+
+
+def test_a_refused_publish_counts_dropped_and_discard_counts_the_waiting(sample_bgr):
+    bgr = np.ascontiguousarray(sample_bgr['coffee'][:60, :80])
+    refused = Sink(answer=False)
+    worker = OverlayWorker('m')
+    try:
+        worker.submit('a', _bgr_frame(bgr), HYPS, 1, refused)
+        assert refused.wait(1) and wait_until(lambda: worker.dropped == 1)
+        assert worker.drawn == 0
+        gate = threading.Event()
+        blocked = Sink(block=gate)
+        worker.submit('a', _bgr_frame(bgr), HYPS, 2, blocked)
+        assert wait_until(lambda: not worker._jobs)
+        worker.submit('b', _bgr_frame(bgr), HYPS, 3, blocked)
+        worker.submit('c', _bgr_frame(bgr), HYPS, 4, blocked)
+        worker.discard()
+        assert worker.dropped == 3
+        gate.set()
+        assert blocked.wait(1) and wait_until(lambda: worker.drawn == 1)
+    finally:
+        worker.stop()
+
+
+def test_a_failure_is_logged_and_the_thread_goes_on(sample_bgr):
+    bgr = np.ascontiguousarray(sample_bgr['coffee'][:60, :80])
+    log = Log()
+
+    def broken(bgr, meta):
+        raise RuntimeError('publisher gone')
+    worker = OverlayWorker('m', logger=log)
+    sink = Sink()
+    try:
+        worker.submit('a', _bgr_frame(bgr), HYPS, 1, broken)
+        worker.submit('b', Frame('bgr', None), HYPS, 2, sink)  # cannot be drawn
+        assert wait_until(lambda: len(log.errors) == 2)
+        assert log.errors[0].startswith('overlay failed:\nTraceback')
+        assert 'RuntimeError: publisher gone' in log.errors[0]
+        worker.submit('a', _bgr_frame(bgr), HYPS, 3, sink)
+        assert sink.wait(1) and sink.got[0][1] == 3 and worker.alive()
+    finally:
+        worker.stop()
+    silent = OverlayWorker('m')   # no logger: still survives
+    try:
+        silent.submit('a', _bgr_frame(bgr), HYPS, 1, broken)
+        silent.submit('a', _bgr_frame(bgr), HYPS, 2, sink)
+        assert sink.wait(2) and silent.alive()
+    finally:
+        silent.stop()
+
+
+def test_stop_forgets_the_waiting_results_and_reports_a_stuck_thread(sample_bgr):
+    bgr = np.ascontiguousarray(sample_bgr['coffee'][:60, :80])
+    gate = threading.Event()
+    sink = Sink(block=gate)
+    worker = OverlayWorker('m')
+    worker.submit('a', _bgr_frame(bgr), HYPS, 1, sink)
+    assert wait_until(lambda: not worker._jobs)
+    worker.submit('b', _bgr_frame(bgr), HYPS, 2, sink)
+    assert worker.stop(timeout=0.2) is False      # stuck in publish
+    gate.set()
+    assert wait_until(lambda: not worker.alive())
+    assert [meta for _, meta in sink.got] == [1]  # b was forgotten, not drawn
+    assert worker._thread.name == 'edge_classifier-overlay' and worker._thread.daemon
