@@ -253,3 +253,34 @@ def test_preprocess_matches_the_numpy_reference_with_per_channel_std(default_cfg
         rgb = cv2.cvtColor(buf.reshape(336, 224), cv2.COLOR_YUV2RGB_NV12).astype(np.float32)
         ref = ((rgb - np.float32(cfg.mean)) / np.float32(cfg.std)).transpose(2, 0, 1)
         assert np.abs(blob[i] - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize('spinning, allow, stop', [('never', '0', None), ('in_run', '1', '1'),
+                                                   ('always', '1', None)])
+@pytest.mark.parametrize('optimization, level', [('all', 'ORT_ENABLE_ALL'),
+                                                 ('basic', 'ORT_ENABLE_BASIC'),
+                                                 ('extended', 'ORT_ENABLE_EXTENDED'),
+                                                 ('disable', 'ORT_DISABLE_ALL')])
+def test_sessions_are_made_as_the_config_says(tmp_path, spinning, allow, stop, optimization,
+                                              level):
+    """Both sessions (wide and single-threaded): CPU only, sequential, quiet, the threads,
+    spinning and graph optimization of the config."""
+    import onnxruntime as ort
+    cfg = tiny_config(tmp_path, ort_spinning=spinning, ort_intra_op_threads=3,
+                      ort_graph_optimization=optimization)
+    with create_backend(cfg) as backend:
+        backend.load()
+        sessions = [backend.session, backend._narrow]
+        for session, threads in zip(sessions, (3, 1)):
+            opts = session.get_session_options()
+            assert session.get_providers() == ['CPUExecutionProvider']
+            assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (threads, 1)
+            assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+            assert opts.graph_optimization_level == getattr(ort.GraphOptimizationLevel, level)
+            assert opts.log_severity_level == 3
+            assert opts.get_session_config_entry('session.intra_op.allow_spinning') == allow
+            if stop is None:
+                with pytest.raises(Exception):
+                    opts.get_session_config_entry('session.force_spinning_stop')
+            else:
+                assert opts.get_session_config_entry('session.force_spinning_stop') == stop

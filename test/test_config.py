@@ -120,3 +120,31 @@ def test_from_dict_accepts_ints_for_floats_and_keys_cover_dataclass():
     cfg = from_dict({'mean': [1, 2, 3], 'score_threshold': 0})
     assert cfg.mean == [1.0, 2.0, 3.0] and isinstance(cfg.score_threshold, float)
     assert "origin" not in cfg.to_dict() and "onnx_path" in cfg.to_dict()
+
+
+def test_prepare_hints_are_commands_that_fix_this_case(monkeypatch, tmp_path):
+    """The command names this interpreter (unless `python3` is it), the config and the models
+    directory this process looks in; per source, the step that makes the file."""
+    import shutil
+    import sys
+    monkeypatch.setattr(shutil, 'which', lambda name: '/usr/bin/python3')
+    models = tmp_path / 'my models'
+    lite0 = load_config('efficientnet_lite0').replace(models_dir=str(models))
+    tool = f"{sys.executable} -m edge_classifier.tools.models prepare"
+    where = f"--models-dir '{models}'"
+    assert lite0.prepare_hint('onnx_path') == f'run `{tool} efficientnet_lite0 {where}`'
+    assert lite0.prepare_hint('bpu_path') == ('copy the RDK model zoo\'s compiled model to '
+                                              f'{models}/efficientnet_lite0_224x224_nv12.bin')
+    v3 = load_config('mobilenetv3').replace(models_dir=str(models))
+    assert v3.prepare_hint('onnx_path') == (
+        f'run `{tool} mobilenetv3 {where} --untrained` (the architecture with random weights, '
+        'for speed work; installs timm + torch once, ~5.7 GB), or copy a trained ONNX model to '
+        f'{models}/mobilenetv3.onnx; on the RDK X5 use the zoo\'s .bin (bpu_path)')
+    assert v3.prepare_hint('bpu_path') == (
+        f'copy the RDK model zoo\'s compiled model to {models}/MobileNetV3_224x224_nv12.bin, '
+        f'or run `{tool} mobilenetv3 {where} --download` where the network reaches the zoo')
+    other = v3.replace(source='', zoo_bin_url='')
+    assert other.prepare_hint('onnx_path') == f'copy the model to {models}/mobilenetv3.onnx'
+    assert other.prepare_hint('bpu_path').endswith('MobileNetV3_224x224_nv12.bin')
+    monkeypatch.setattr(shutil, 'which', lambda name: sys.executable)
+    assert lite0.prepare_hint('onnx_path').startswith('run `python3 -m edge_classifier')

@@ -153,3 +153,41 @@ def test_colour_only_on_a_terminal(tmp_path):
                 for kw in node.keywords}
     assert not (isinstance(keywords['emulate_tty'], ast.Constant) and
                 keywords['emulate_tty'].value is True), 'emulate_tty must follow the terminal'
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'image_topics': '[a b]'},
+     "image_topics:='[a b]': expected topic names without spaces, separated by commas"),
+    ({'compressed_topics': '[a, b'}, 'compressed_topics:=\'[a, b\': expected a list of topic '
+     'names such as "[image_raw, /rear/image_raw]"'),
+    ({'compressed_topics': '[a b]'}, "compressed_topics:='[a b]': expected topic names "
+     'without spaces, separated by commas'),
+    ({'model': ' '}, "model:=' ': expected a config name or a YAML path"),
+    ({'output_topic': ' '}, "output_topic:=' ': expected a topic name"),
+    ({'managed': 'maybe'}, "managed:='maybe': expected true or false"),
+    ({'autostart': 'no'}, "autostart:='no': expected true or false"),
+    ({'camera': 'usb'}, "camera:='usb': expected one of none, sim"),
+    ({'camera': 'sim', 'camera_rate': 'fast'}, "camera_rate:='fast': expected a rate in Hz > 0"),
+    ({'camera': 'sim', 'camera_rate': '0'}, "camera_rate:='0': expected a rate in Hz > 0"),
+    ({'camera': 'sim', 'camera_encoding': 'bgr16'}, "camera_encoding:='bgr16': expected one "
+     "of bgr8, rgb8, bgra8, rgba8, mono8, yuv422_yuy2, uyvy, nv12, jpeg, png"),
+    ({'image_topics': '[]'}, "image_topics:='[]': expected at least one image or compressed "
+     "topic"),
+])
+def test_every_refusal_says_argument_value_and_what_is_expected(changes, message):
+    """The whole message: it is what a user reads in the launch log."""
+    with pytest.raises(LaunchArgumentError) as err:
+        plan(defaults(**changes))
+    assert str(err.value) == 'launch argument ' + message
+
+
+def test_missing_arguments_are_all_named():
+    values = defaults()
+    del values['autostart'], values['camera']
+    with pytest.raises(LaunchArgumentError) as err:
+        plan(values)
+    assert str(err.value) == 'missing launch argument(s): autostart, camera'
+
+
+def test_a_slow_sample_camera_is_fine():
+    assert plan(defaults(camera='sim', camera_rate='0.5')).camera_parameters['rate'] == 0.5
