@@ -148,3 +148,29 @@ def test_prepare_hints_are_commands_that_fix_this_case(monkeypatch, tmp_path):
     assert other.prepare_hint('bpu_path').endswith('MobileNetV3_224x224_nv12.bin')
     monkeypatch.setattr(shutil, 'which', lambda name: sys.executable)
     assert lite0.prepare_hint('onnx_path').startswith('run `python3 -m edge_classifier')
+
+
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
+    path = tmp_path / 'bad.yaml'
+    path.write_text('model_name: x\ntop_k: [1,\n  onnx_path: y\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    assert str(err.value) == (f"{path}: not valid YAML at line 4, column 1: expected ',' or "
+                              "']', but got '<stream end>'")
+
+
+@pytest.mark.parametrize('changes, error', [
+    ({'model_name': ''}, "key 'model_name': must not be empty"),
+    ({'resize_short_side': 223}, "key 'resize_short_side': 223 is smaller than the input size "
+     "224x224; use 0 for \"crop the centre square\""),
+    ({'resize_short_side': 224}, None),   # the bounds are inclusive
+    ({'top_k': 1000}, None),
+])
+def test_bounds_between_keys(changes, error):
+    base = load_config('efficientnet_lite0')
+    if error is None:
+        assert all(getattr(base.replace(**changes), k) == v for k, v in changes.items())
+    else:
+        with pytest.raises(ConfigError) as err:
+            base.replace(**changes)
+        assert str(err.value) == f'{base.origin}: {error}'

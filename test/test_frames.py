@@ -6,6 +6,7 @@ import pytest
 from edge_classifier.encode import RAW_ENCODINGS, encode_compressed, encode_raw
 from edge_classifier.frames import (FrameError, compressed_size, compressed_to_frame,
                                     image_to_frame, read_image)
+from edge_classifier.nv12 import Geometry
 
 
 def to_bgr(frame):
@@ -201,3 +202,49 @@ def test_png_size_from_ihdr_of_any_buffer_type(sample_bgr):
     assert compressed_size(data) == ('png', w, h)
     assert compressed_size(data.tobytes()) == ('png', w, h)
     assert compressed_size(bytearray(data.tobytes())) == ('png', w, h)
+
+
+def test_a_large_jpeg_is_decoded_reduced_as_far_as_the_model_allows_a_png_never(sample_bgr):
+    big = cv2.resize(sample_bgr['coffee'], (1024, 768))
+    geometry = Geometry(224, 224, 'resize_crop', 256)      # 768 / 2 = 384 >= 256; / 4: 192
+    jpeg = cv2.imencode('.jpg', big)[1]
+    assert compressed_to_frame('jpeg', jpeg, geometry=geometry).data.shape == (384, 512, 3)
+    assert compressed_to_frame('jpeg', jpeg).data.shape == (768, 1024, 3)
+    png = cv2.imencode('.png', big)[1]
+    assert compressed_to_frame('png', png, geometry=geometry).data.shape == (768, 1024, 3)
+    tall = cv2.imencode('.jpg', np.ascontiguousarray(big.transpose(1, 0, 2)))[1]
+    assert compressed_to_frame('jpeg', tall, geometry=geometry).data.shape == (512, 384, 3)
+
+
+@pytest.mark.parametrize('width, height', [(0, 64), (64, 0)])
+def test_a_header_declaring_no_pixels_is_refused(width, height):
+    png = bytearray(cv2.imencode('.png', np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    png[16:24] = width.to_bytes(4, 'big') + height.to_bytes(4, 'big')
+    with pytest.raises(FrameError) as err:
+        compressed_to_frame('png', bytes(png))
+    assert str(err.value) == f'png header declares a {width}x{height} image'
+
+
+def test_a_one_pixel_image_is_fine_and_the_refusal_gives_the_product():
+    one = cv2.imencode('.png', np.zeros((1, 1, 3), np.uint8))[1]
+    assert compressed_to_frame('png', one).data.shape == (1, 1, 3)
+    wide = cv2.imencode('.png', np.zeros((3, 5, 3), np.uint8))[1]
+    with pytest.raises(FrameError, match=r'png header declares 5x3 = 15 pixels, over '
+                                         r'max_image_pixels \(14\); refused before decoding'):
+        compressed_to_frame('png', wide, max_pixels=14)
+
+
+def test_garbage_after_a_valid_header_is_a_decode_error():
+    header = b'\xff\xd8' + bytes([0xFF, 0xC0, 0, 17, 8, 0, 16, 0, 16, 3]) + bytes(9)
+    data = header + bytes(100) + b'\xff\xd9'
+    with pytest.raises(FrameError) as err:
+        compressed_to_frame('jpeg', data)
+    assert str(err.value) == f'could not decode {len(data)} bytes as jpeg (corrupt or truncated)'
+
+
+def test_format_strings_are_matched_without_case_and_depth_images_refused():
+    png = cv2.imencode('.png', np.zeros((4, 4, 3), np.uint8))[1]
+    assert compressed_to_frame('PNG', png).data.shape == (4, 4, 3)
+    for fmt in ('16UC1; compressedDepth png', '32FC1; COMPRESSEDDEPTH png', None, ''):
+        with pytest.raises(FrameError, match='unsupported compressed format'):
+            compressed_to_frame(fmt, png)
