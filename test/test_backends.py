@@ -284,3 +284,52 @@ def test_sessions_are_made_as_the_config_says(tmp_path, spinning, allow, stop, o
                     opts.get_session_config_entry('session.force_spinning_stop')
             else:
                 assert opts.get_session_config_entry('session.force_spinning_stop') == stop
+
+
+def test_backend_messages_name_the_file_the_config_and_the_fix(tmp_path, default_cfg):
+    cfg = tiny_config(tmp_path)
+    with create_backend(cfg) as backend:
+        assert backend.describe() == f'onnxruntime {tmp_path}/tiny.onnx (UNTRAINED (random ' \
+                                     'weights))'
+        assert (backend.width, backend.height, backend.num_classes) == (32, 32, 10)
+        with pytest.raises(BackendError) as err:
+            backend._check_output(np.zeros((2, 7)), 2)
+        assert str(err.value) == (f'{tmp_path}/tiny.onnx: model outputs 7 scores per image, '
+                                  f'config {tmp_path}/tiny.yaml says 10 (num_classes)')
+        scores = backend._check_output(np.ones(20, np.float64), 2)
+        assert scores.shape == (2, 10) and scores.dtype == np.float32
+    assert not backend.loaded
+    with create_backend(default_cfg) as trained:
+        assert trained.describe().endswith('efficientnet_lite0.onnx (trained)')
+    with pytest.raises(BackendError) as err:
+        create_backend(tiny_config(tmp_path, onnx_path='nope.onnx')).load()
+    assert str(err.value) == (
+        f'onnxruntime: model file {tmp_path}/nope.onnx not found (onnx_path in '
+        f'{tmp_path}/tiny.yaml). Fix: copy the model to {tmp_path}/nope.onnx; or point '
+        'onnx_path / models_dir at the file')
+
+
+def test_a_broken_hobot_dnn_install_is_reported_per_module(tmp_path, monkeypatch):
+    """Not installed (ImportError) and installed but broken (a missing .so: OSError): each
+    module named with its reason, then what to do off the board."""
+    from edge_classifier.backends.bpu import BpuBackend, import_dnn
+    broken = tmp_path / 'hobot_dnn'
+    broken.mkdir()
+    (broken / '__init__.py').write_text('')
+    (broken / 'pyeasy_dnn.py').write_text("raise OSError('libdnn.so: cannot open')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m.startswith('hobot_dnn')]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, 'hobot_dnn_rdkx5', None)
+    monkeypatch.setitem(sys.modules, 'hobot_dnn_rdkx5.pyeasy_dnn', None)
+    with pytest.raises(BackendError) as err:
+        import_dnn()
+    assert str(err.value) == (
+        "the BPU backend needs the board's hobot_dnn Python API (RDK X5 image, or `pip install "
+        "hobot-dnn-rdkx5` on the board); not importable here: hobot_dnn.pyeasy_dnn: OSError: "
+        "libdnn.so: cannot open; hobot_dnn_rdkx5.pyeasy_dnn: import of "
+        "hobot_dnn_rdkx5.pyeasy_dnn halted; None in sys.modules. Off the board use backend: "
+        "onnxruntime")
+    with pytest.raises(BackendError) as err:
+        BpuBackend(tiny_config(tmp_path)).infer([np.zeros(1536, np.uint8)])
+    assert str(err.value) == 'bpu backend used before load()'

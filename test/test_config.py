@@ -174,3 +174,35 @@ def test_bounds_between_keys(changes, error):
         with pytest.raises(ConfigError) as err:
             base.replace(**changes)
         assert str(err.value) == f'{base.origin}: {error}'
+
+
+MODELS = ('efficientnet_b2, efficientnet_b3, efficientnet_b4, efficientnet_lite0, mobilenetv2, '
+          'mobilenetv3, mobilenetv3_small, mobileone_s0, mobileone_s1, mobileone_s2, '
+          'mobileone_s3, mobileone_s4')
+
+
+@pytest.mark.parametrize('text', ['nosuch.yaml', 'nosuch.yml', 'dir/nosuch', 'dir\\nosuch'])
+def test_what_looks_like_a_path_is_read_as_one(text, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_config(text)
+    assert str(err.value) == (f'model config {text} does not exist; give a path to a YAML '
+                              f'file or one of the model names: {MODELS}')
+
+
+def test_a_name_is_a_shipped_config(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config('resnet9000')
+    assert str(err.value) == (f"unknown model 'resnet9000' (no {resources.config_dir()}/"
+                              f"resnet9000.yaml); available models: {MODELS}")
+    assert load_config('mobilenetv3').model_name == 'mobilenetv3'
+
+
+def test_reference_finds_the_config_again(tmp_path):
+    """By name when it is the shipped file, else by path; for parameters, the model name."""
+    shipped = load_config('mobilenetv3')
+    assert shipped.reference() == 'mobilenetv3'
+    copy = tmp_path / 'mobilenetv3.yml'
+    copy.write_text((resources.config_dir() / 'mobilenetv3.yaml').read_text())
+    assert load_config(str(copy)).reference() == str(copy)
+    assert shipped.replace(origin='parameters').reference() == 'mobilenetv3'

@@ -248,3 +248,21 @@ def test_format_strings_are_matched_without_case_and_depth_images_refused():
     for fmt in ('16UC1; compressedDepth png', '32FC1; COMPRESSEDDEPTH png', None, ''):
         with pytest.raises(FrameError, match='unsupported compressed format'):
             compressed_to_frame(fmt, png)
+
+
+def test_message_objects_are_read_field_by_field(sample_bgr):
+    from types import SimpleNamespace
+    from edge_classifier.frames import compressed_msg_to_frame, image_msg_to_frame
+    bgr = np.ascontiguousarray(sample_bgr['coffee'][:30, :40])
+    raw = encode_raw(bgr, 'rgb8', row_padding=4)
+    frame = image_msg_to_frame(SimpleNamespace(encoding='rgb8', height=raw.height,
+                                               width=raw.width, step=raw.step, data=raw.data))
+    assert frame.kind == 'rgb' and np.array_equal(frame.data, bgr[:, :, ::-1])
+    png = cv2.imencode('.png', bgr)[1].tobytes()
+    msg = SimpleNamespace(format='png', data=png)
+    assert np.array_equal(compressed_msg_to_frame(msg).data, bgr)
+    with pytest.raises(FrameError, match='over max_image_pixels'):
+        compressed_msg_to_frame(msg, max_pixels=40 * 30 - 1)
+    big = SimpleNamespace(format='jpeg', data=cv2.imencode('.jpg', cv2.resize(bgr, (960, 720)))[1])
+    geometry = Geometry(224, 224, 'resize_crop', 256)
+    assert compressed_msg_to_frame(big, geometry=geometry).data.shape == (360, 480, 3)

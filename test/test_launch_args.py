@@ -191,3 +191,35 @@ def test_missing_arguments_are_all_named():
 
 def test_a_slow_sample_camera_is_fine():
     assert plan(defaults(camera='sim', camera_rate='0.5')).camera_parameters['rate'] == 0.5
+
+
+def test_launch_arguments_show_the_parameter_table_with_launch_defaults():
+    """`ros2 launch ... -s` shows the table's description, range or choices, and a default
+    in launch syntax; model keys default to empty (the model YAML's value)."""
+    shown = {name: (default, text) for name, default, text in ARGUMENTS}
+    assert shown['image_topics'][0] == '[image_raw]'
+    assert shown['compressed_topics'][0] == '[]'
+    assert shown['per_source_output'][0] == 'false'
+    assert shown['overlay_width'] == (
+        '640', "Width of the overlay image (drawn only while classification/overlay has "
+        "subscribers); 0 = the source frame's width. Range 0..7680 px.")
+    assert shown['workers'] == (
+        '', 'Inference worker threads (frames of any camera run on any of them, in parallel). '
+        "Range 1..64 threads. Empty: the model YAML's value.")
+    assert shown['backend'][1].endswith(
+        "One of auto, onnxruntime, bpu. Empty: the model YAML's value.")
+    assert shown['output_topic'] == ('classification', 'vision_msgs/Classification output '
+                                     'topic; label_info, vision_info and overlay are published '
+                                     'under it.')
+    assert shown['model'][0] == 'efficientnet_lite0'
+
+
+@pytest.mark.parametrize('text, line', [
+    ('a\nb\n', 'b'),
+    ('[edge_classifier] cannot start: x\n[INFO] bye\n', '[edge_classifier] cannot start: x'),
+    ('  ERROR: y  \nok\n', 'ERROR: y'),
+    ('first error\nsecond Error here\nlast\n', 'second Error here'),
+    ('\n\n', ''),
+])
+def test_last_error_line_is_the_last_error_else_the_last_line(text, line):
+    assert last_error_line(text) == line

@@ -128,3 +128,23 @@ def test_nv12_to_rgb_is_the_inverse_up_to_yuv_rounding(sample_bgr):
 ])
 def test_jpeg_reduction_keeps_what_the_model_input_needs(geometry, size, factor):
     assert geometry.reduction(*size) == factor
+
+
+@pytest.mark.parametrize('geometry, src, plan', [
+    # no short side: the scale that makes both sides cover the input, crop centred
+    (Geometry(224, 160, 'resize_crop', 0), (641, 481, 1), ((0, 11, 641, 458), (0, 0, 224, 160))),
+    # align=2 (NV12 sources): even crop size and offsets, never outside the image
+    (Geometry(224, 160, 'resize_crop', 0), (641, 481, 2), ((0, 10, 640, 458), (0, 0, 224, 160))),
+    (Geometry(224, 224, 'resize_crop', 256), (333, 251, 1), ((56, 15, 220, 220),
+                                                             (0, 0, 224, 224))),
+    (Geometry(224, 224, 'resize_crop', 256), (333, 251, 2), ((56, 14, 220, 220),
+                                                             (0, 0, 224, 224))),
+    (Geometry(224, 224, 'resize_crop', 256), (1, 1, 1), ((0, 0, 1, 1), (0, 0, 224, 224))),
+    # letterbox: aspect kept, content on even pixels and at least 2x2, centred
+    (Geometry(224, 224, 'letterbox'), (480, 640, 1), ((0, 0, 480, 640), (28, 0, 168, 224))),
+    (Geometry(224, 160, 'letterbox'), (1000, 3, 1), ((0, 0, 1000, 3), (0, 78, 224, 2))),
+    (Geometry(224, 160, 'letterbox'), (3, 1000, 1), ((0, 0, 3, 1000), (110, 0, 2, 160))),
+    (Geometry(200, 200, 'letterbox'), (999, 333, 1), ((0, 0, 999, 333), (0, 66, 200, 66))),
+])
+def test_plans_for_odd_sizes_and_aspect_ratios(geometry, src, plan):
+    assert geometry.plan(*src) == plan
