@@ -266,3 +266,56 @@ def test_message_objects_are_read_field_by_field(sample_bgr):
     big = SimpleNamespace(format='jpeg', data=cv2.imencode('.jpg', cv2.resize(bgr, (960, 720)))[1])
     geometry = Geometry(224, 224, 'resize_crop', 256)
     assert compressed_msg_to_frame(big, geometry=geometry).data.shape == (360, 480, 3)
+
+
+SUPPORTED = ('8UC1, 8UC3, 8UC4, bgr8, bgra8, mono8, nv12, rgb8, rgba8, uyvy, yuv422, '
+             'yuv422_yuy2, yuyv')
+
+
+@pytest.mark.parametrize('args, message', [
+    (('', 2, 2, 6, bytes(12)), 'empty encoding; expected one of ' + SUPPORTED),
+    (('nv12', 2, 4, 2, bytes(12)), 'nv12: step 2 is smaller than a row (4 bytes)'),
+    (('nv12', 2, 4, 4, bytes(11)), 'nv12 4x2: data has 11 bytes, expected step x height x '
+     '3/2 = 12'),
+    (('BAYER_RGGB16', 2, 2, 4, bytes(8)), "encoding 'BAYER_RGGB16' is not 8 bits per channel; "
+     'supported: ' + SUPPORTED),
+    (('weird', 2, 2, 6, bytes(12)), "unknown encoding 'weird'; supported: " + SUPPORTED),
+    (('uyvy', 2, 3, 6, bytes(12)), 'uyvy needs an even width (2 pixels share chroma), got 3'),
+    (('yuyv', 2, 3, 6, bytes(12)), 'yuyv needs an even width (2 pixels share chroma), got 3'),
+])
+def test_raw_frame_refusals_word_for_word(args, message):
+    with pytest.raises(FrameError) as err:
+        image_to_frame(*args)
+    assert str(err.value) == message
+
+
+def test_one_pixel_frames_are_frames():
+    assert image_to_frame('mono8', 1, 1, 1, bytes([7])).data.shape == (1, 1)
+    assert image_to_frame('bgr8', 1, 1, 3, bytes(3)).data.shape == (1, 1, 3)
+    assert image_to_frame('nv12', 2, 2, 2, bytes(6)).data.shape == (2, 2)
+
+
+def test_jpeg_parser_edge_cases():
+    body = _sof(0xC0, 320, 240)
+    big_app = _segment(0xE1, bytes(300))            # a length with a high byte (Exif)
+    empty = bytes([0xFF, 0xFE, 0x00, 0x02])         # a comment of length 2: nothing inside
+    for prefix in (b'\xff' + big_app,               # one fill byte before a marker
+                   b'\xff\xd0\xff\xd7' + big_app,   # the first and the last RSTn
+                   empty + big_app):
+        assert compressed_size(b'\xff\xd8' + prefix + body) == ('jpeg', 320, 240), prefix[:6]
+    with pytest.raises(FrameError) as err:
+        compressed_size(b'GIF89a' + bytes(30))
+    assert str(err.value) == ('36 bytes that are neither JPEG nor PNG (they start with '
+                              '4749463839610000)')
+    with pytest.raises(FrameError) as err:
+        compressed_size(b'\xff\xd8' + _segment(0xDA, bytes(4)))
+    assert str(err.value) == 'JPEG without a frame header (SOF) before its image data'
+
+
+def test_png_size_from_a_bare_24_byte_header():
+    head = b'\x89PNG\r\n\x1a\n' + (13).to_bytes(4, 'big') + b'IHDR' + \
+        (70000).to_bytes(4, 'big') + (258).to_bytes(4, 'big')
+    assert compressed_size(head) == ('png', 70000, 258)
+    with pytest.raises(FrameError) as err:
+        compressed_size(head[:23])
+    assert str(err.value) == 'PNG without an IHDR chunk where the header must be'

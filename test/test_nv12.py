@@ -148,3 +148,19 @@ def test_jpeg_reduction_keeps_what_the_model_input_needs(geometry, size, factor)
 ])
 def test_plans_for_odd_sizes_and_aspect_ratios(geometry, src, plan):
     assert geometry.plan(*src) == plan
+
+
+@pytest.mark.parametrize('encoding', ['bgr8', 'rgb8', 'mono8', 'nv12'])
+@pytest.mark.parametrize('mode, size', [('resize_crop', (64, 48)), ('letterbox', (64, 48)),
+                                        ('stretch', (32, 32))])
+def test_every_path_fills_the_callers_buffer(sample_bgr, encoding, mode, size):
+    """The pool converts into preallocated buffers: whatever the path (whole frame, crop,
+    grey, letterbox canvas, NV12 source), the result is written into `out`."""
+    w, h = size
+    raw = encode_raw(np.ascontiguousarray(cv2.resize(sample_bgr['coffee'], (w, h))), encoding)
+    frame = image_to_frame(raw.encoding, raw.height, raw.width, raw.step, raw.data)
+    geometry = Geometry(32, 32, mode, 0)
+    out = np.full(nv12_size(32, 32), 3, np.uint8)
+    result = to_nv12(frame, geometry, out=out)
+    assert result is out
+    assert np.array_equal(out, to_nv12(frame, geometry))

@@ -211,3 +211,16 @@ def test_stop_forgets_the_waiting_results_and_reports_a_stuck_thread(sample_bgr)
     assert wait_until(lambda: not worker.alive())
     assert [meta for _, meta in sink.got] == [1]  # b was forgotten, not drawn
     assert worker._thread.name == 'edge_classifier-overlay' and worker._thread.daemon
+
+
+def test_scaling_uses_area_down_linear_up_and_keeps_at_least_a_row(sample_bgr):
+    bgr = np.ascontiguousarray(sample_bgr['coffee'][:120, :160])
+    frame = _bgr_frame(bgr)
+    assert np.array_equal(frame_to_bgr(frame, 80),
+                          cv2.resize(bgr, (80, 60), interpolation=cv2.INTER_AREA))
+    assert np.array_equal(frame_to_bgr(frame, 320),
+                          cv2.resize(bgr, (320, 240), interpolation=cv2.INTER_LINEAR))
+    same = frame_to_bgr(frame, 160)
+    assert np.array_equal(same, bgr) and not np.shares_memory(same, bgr)
+    strip = _bgr_frame(np.zeros((1, 1000, 3), np.uint8))
+    assert frame_to_bgr(strip, 10).shape == (1, 10, 3)
