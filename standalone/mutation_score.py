@@ -28,6 +28,8 @@ def verdicts(root):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--survivors', action='store_true', help='list the surviving mutants')
+    parser.add_argument('--fail-under', type=float, default=0.0, metavar='PERCENT',
+                        help='exit 1 when the score is below this')
     args = parser.parse_args(argv)
     by_module = verdicts(Path.cwd())
     if not by_module:
@@ -45,11 +47,15 @@ def main(argv=None):
     caught = total['killed'] + total['timeout']
     print(f'| **all** | {n} | ' + ' | '.join(str(total[c]) for c in COLUMNS) +
           f' | **{100 * caught / max(n, 1):.1f} %** |')
+    score = 100 * caught / max(n, 1)
     if args.survivors:
         for module, keys in by_module.items():
             for key, status in keys.items():
                 if status in ('survived', 'no tests'):
                     print(f'{status}: {key}')
+    if score < args.fail_under:
+        print(f'mutation score {score:.1f} % is under {args.fail_under:g} %', file=sys.stderr)
+        return 1
     return 0
 
 

@@ -92,3 +92,45 @@ def test_parse_errors_say_what_is_expected():
         params.BY_NAME['workers'].parse('two')
     with pytest.raises(ValueError, match='expected true or false'):
         params.BY_NAME['per_source_output'].parse('yes')
+
+
+def test_list_and_string_parameters_check_their_values():
+    topics = params.BY_NAME['image_topics']
+    assert topics.check(None) == []                     # `-p image_topics:=[]` arrives unset
+    assert topics.check('cam') == ['cam']
+    assert topics.check(['a', '', 'b']) == ['a', 'b']
+    with pytest.raises(ValueError) as err:
+        topics.check([1, 2])
+    assert str(err.value) == 'expected a list of topic names, got [1, 2]'
+    name = params.BY_NAME['output_topic']
+    assert name.check(None) == ''
+    with pytest.raises(ValueError) as err:
+        name.check(5)
+    assert str(err.value) == 'expected a string, got 5'
+
+
+def test_ranges_read_the_same_everywhere():
+    workers = params.BY_NAME['workers']
+    assert workers.range_sentence() == 'Range 1..64 threads.'
+    assert params.BY_NAME['backend'].range_sentence() == 'One of auto, onnxruntime, bpu.'
+    assert params.BY_NAME['output_topic'].range_sentence() == ''
+    assert params.BY_NAME['top_k'].describe().endswith('Changes at run time.')
+    lower_only = dataclasses.replace(workers, high=None)
+    assert lower_only.range_text() == ''
+    with pytest.raises(ValueError) as err:
+        lower_only.parse('0')
+    assert str(err.value) == 'expected an integer >= 1 threads, got 0'
+    with pytest.raises(ValueError) as err:
+        dataclasses.replace(workers, unit='').parse('x')
+    assert str(err.value) == "expected an integer from 1 to 64, got 'x'"
+
+
+@pytest.mark.parametrize('value, text', [
+    (True, '`true`'), (['a', 'b'], '`[a, b]`'), (9999, '`9999`'), (10000, '`10,000`'),
+    ('', '`""`'), ('x', '`x`'), (0.5, '`0.5`')])
+def test_readme_values(value, text):
+    assert params._markdown_value(value) == text
+
+
+def test_a_float_parameter_parses_a_fraction():
+    assert params.BY_NAME['score_threshold'].parse(' 0.25 ') == 0.25
