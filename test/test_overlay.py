@@ -12,7 +12,6 @@ from edge_classifier.overlay import OverlayWorker, draw, frame_to_bgr
 from edge_classifier.postprocess import Hypothesis
 
 HYPS = [Hypothesis('967', 'espresso', 0.955), Hypothesis('968', 'cup', 0.014)]
-YELLOW, WHITE = (0, 255, 255), (255, 255, 255)
 
 
 def _bgr_frame(bgr):
@@ -20,10 +19,12 @@ def _bgr_frame(bgr):
 
 
 def _text_box(before, after):
-    """(width, height) of the darkened box at the top left."""
-    changed = np.any(after != before, axis=2)
-    rows, cols = np.nonzero(changed)
-    return cols.max() + 1, rows.max() + 1
+    """(width, height) of the darkened box at the top left, measured along its margins (row
+    1 and column 1 hold no glyph; antialiased glyphs may spill past the box elsewhere)."""
+    row = np.any(after[1] != before[1], axis=1)
+    col = np.any(after[:, 1] != before[:, 1], axis=1)
+    return int(np.argmin(row)) if not row.all() else row.size, \
+        int(np.argmin(col)) if not col.all() else col.size
 
 
 @pytest.mark.parametrize('width', [320, 900, 1800])
@@ -38,16 +39,18 @@ def test_the_box_fits_the_lines_with_a_margin_and_darkens_what_is_under_it(width
     assert _text_box(grey, out) == (max(w for w, _ in sizes) + 12, 3 * line_h + 8)
     assert tuple(out[1, 1]) == (70, 70, 70)   # 200 * 0.35, outside the glyphs
     box_w, box_h = _text_box(grey, out)
-    assert np.all(out[box_h:] == 200) and np.all(out[:, box_w:] == 200)
+    assert np.all(out[box_h + 2:] == 200) and np.all(out[:, box_w + 2:] == 200)
 
 
 def test_the_title_is_yellow_and_the_results_white():
     black = np.zeros((300, 400, 3), np.uint8)
     out = draw(black.copy(), 'model', HYPS)
-    colours = {tuple(int(c) for c in px) for px in out.reshape(-1, 3)}
-    assert YELLOW in colours and WHITE in colours
-    title_rows = np.nonzero(np.all(out == YELLOW, axis=2))[0]
-    result_rows = np.nonzero(np.all(out == WHITE, axis=2))[0]
+    px = out.astype(int)
+    yellow = (px[..., 0] < 60) & (px[..., 1] > 150) & (px[..., 2] > 150)
+    white = (px[..., 0] > 150) & (px[..., 1] > 150) & (px[..., 2] > 150)
+    assert yellow.any() and white.any()   # (antialiasing: shades, not exact colours)
+    title_rows = np.nonzero(yellow)[0]
+    result_rows = np.nonzero(white)[0]
     assert title_rows.max() < result_rows.min()   # the title on top
     assert title_rows.min() > 4                   # below the top margin
 
