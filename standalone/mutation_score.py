@@ -9,11 +9,15 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-# mutmut's exit codes (mutmut/stats.py, status_by_exit_code)
-STATUS = {1: 'killed', 3: 'killed', 0: 'survived', 5: 'no tests', 33: 'no tests',
-          34: 'skipped', 36: 'timeout', -24: 'timeout', 24: 'timeout', 152: 'timeout',
-          255: 'timeout', None: 'not checked'}
+from mutmut.stats import status_by_exit_code  # mutmut's own exit code -> verdict
+
 COLUMNS = ('killed', 'timeout', 'survived', 'no tests', 'not checked', 'other')
+
+
+def verdict(code):
+    """mutmut's verdict, the rare ones (suspicious, segfault, skipped, ...) as 'other'."""
+    status = status_by_exit_code[code]
+    return status if status in COLUMNS else 'other'
 
 
 def verdicts(root):
@@ -21,7 +25,7 @@ def verdicts(root):
     for meta in sorted((root / 'mutants').rglob('*.py.meta')):
         codes = json.loads(meta.read_text())['exit_code_by_key']
         module = str(meta.relative_to(root / 'mutants'))[:-len('.meta')]
-        by_module[module] = {key: STATUS.get(code, 'other') for key, code in codes.items()}
+        by_module[module] = {key: verdict(code) for key, code in codes.items()}
     return by_module
 
 

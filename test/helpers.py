@@ -1,5 +1,26 @@
-"""Test helpers: tiny real ONNX models, processes over DDS."""
+"""Test helpers: tiny real ONNX models, processes over DDS, waiting on a condition."""
+import time
+
 import numpy as np
+
+
+def wait_until(predicate, timeout=5.0):
+    """Poll `predicate` until it holds or `timeout` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return predicate()
+
+
+class Log:
+    """A logger stand-in that keeps what is logged as errors (the node passes its ROS
+    logger)."""
+
+    def __init__(self):
+        self.errors = []
+
+    def error(self, text):
+        self.errors.append(text)
 
 
 def tiny_onnx(path, size=32, classes=10, weights='untrained', batch='N', seed=0):

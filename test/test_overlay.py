@@ -11,6 +11,8 @@ from edge_classifier.nv12 import bgr_to_nv12
 from edge_classifier.overlay import OverlayWorker, draw, frame_to_bgr
 from edge_classifier.postprocess import Hypothesis
 
+from helpers import Log, wait_until
+
 HYPS = [Hypothesis('967', 'espresso', 0.955), Hypothesis('968', 'cup', 0.014)]
 
 
@@ -99,14 +101,6 @@ class Sink:
             return self.event.wait_for(lambda: len(self.got) >= n, timeout)
 
 
-class Log:
-    def __init__(self):
-        self.errors = []
-
-    def error(self, text):
-        self.errors.append(text)
-
-
 def test_the_worker_draws_at_its_width_and_counts(sample_bgr):
     bgr = np.ascontiguousarray(sample_bgr['coffee'][:240, :320])
     worker = OverlayWorker('lite0', width=160)
@@ -122,15 +116,6 @@ def test_the_worker_draws_at_its_width_and_counts(sample_bgr):
     finally:
         assert worker.stop()
     assert not worker.alive()
-
-
-def wait_until(predicate, timeout=5):
-    event = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return True
-        event.wait(0.01)
-    return predicate()
 
 
 def test_a_newer_result_replaces_the_waiting_one_and_sources_take_turns(sample_bgr):

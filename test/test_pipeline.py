@@ -12,7 +12,7 @@ from edge_classifier.pool import WorkerPool
 from edge_classifier.postprocess import top_k
 
 from conftest import EXPECTED_TOP1
-from helpers import tiny_config
+from helpers import tiny_config, wait_until
 
 
 def float_rgb_top1(clf, bgr):
@@ -124,13 +124,6 @@ def test_latest_frame_slot_replaces_unprocessed_frames_and_counts_drops(tmp_path
         stats = pool.stats()
     assert [r.meta for r in out.results] == [0, 10]
     assert stats['dropped'] == 9 and stats['received'] == 11 and stats['classified'] == 2
-
-
-def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return predicate()
 
 
 def test_one_worker_converts_the_next_frame_while_inferring(tmp_path):

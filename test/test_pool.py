@@ -15,26 +15,9 @@ from edge_classifier.overlay import OverlayWorker
 from edge_classifier.pipeline import Classifier
 from edge_classifier.pool import OUTCOMES, WorkerPool
 
-from helpers import tiny_config
+from helpers import Log, tiny_config, wait_until
 
 IMG = np.zeros((48, 64, 3), np.uint8)
-
-
-def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.002)
-    return predicate()
-
-
-class Log:
-    """A logger stand-in that keeps what the pool logs (the node passes its ROS logger)."""
-
-    def __init__(self):
-        self.errors = []
-
-    def error(self, text):
-        self.errors.append(text)
 
 
 def balanced(stats):
