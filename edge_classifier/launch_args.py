@@ -41,6 +41,10 @@ def _argument(name):
 
 # (name, default, description): what `ros2 launch edge_classifier classify.launch.py -s` shows
 ARGUMENTS = [_argument('model')] + [_argument(name) for name in NODE_ARGUMENTS[1:]] + [
+    ('detections', '[]', 'vision_msgs/Detection2DArray topics, one per image topic (parameter '
+                         'detection_topics): classify each camera\'s detected boxes, published '
+                         'on classified_detections; with camera:=sim, the sample camera '
+                         'publishes mosaics and their tiles as detections on the first'),
     ('namespace', '', 'namespace of the nodes and of every relative topic'),
     ('managed', 'false', 'true: start classifier_lifecycle_node (a managed node) instead of '
                          'classifier_node'),
@@ -111,6 +115,10 @@ def plan(values):
     v = {name: str(value) for name, value in values.items()}
     image_topics = parse_topics('image_topics', v['image_topics'])
     compressed = parse_topics('compressed_topics', v['compressed_topics'])
+    detections = parse_topics('detections', v['detections'])
+    if detections and len(detections) != len(image_topics):
+        _fail('detections', v['detections'], f'one Detection2DArray topic per image topic '
+                                             f'({len(image_topics)}: {image_topics})')
     if not v['model'].strip():
         _fail('model', v['model'], 'a config name or a YAML path')
     if not v['output_topic'].strip():
@@ -138,6 +146,12 @@ def plan(values):
             _fail('camera_encoding', v['camera_encoding'], 'one of ' + ', '.join(ENCODINGS))
         topic = (image_topics or ['image_raw'])[0]
         camera = {'topic': topic, 'rate': rate, 'encoding': v['camera_encoding']}
+        if detections and v['camera_encoding'] in COMPRESSED:
+            _fail('camera_encoding', v['camera_encoding'],
+                  'a raw encoding with detections:= (detections pair with image_topics, '
+                  'sensor_msgs/Image)')
+        if detections:  # the stand-in detector: mosaics, their tiles as detections
+            camera['detections_topic'] = detections[0]
         if v['camera_encoding'] in COMPRESSED:  # the camera publishes <topic>/compressed
             compressed_topic = topic.rstrip('/') + '/compressed'
             if compressed_topic not in compressed:
@@ -145,6 +159,8 @@ def plan(values):
     # rclpy cannot type an empty list given on the command line: [''] means "none"
     params['image_topics'] = image_topics or ['']
     params['compressed_topics'] = compressed or ['']
+    if detections:
+        params['detection_topics'] = detections
     if not image_topics and not compressed:
         _fail('image_topics', v['image_topics'], 'at least one image or compressed topic')
     return LaunchPlan(v['namespace'].strip(), params, camera,

@@ -38,6 +38,30 @@ def frame_to_bgr(frame, width=0):
     return bgr.copy() if bgr is frame.data else bgr
 
 
+BOX_COLOURS = ((0, 255, 0), (255, 128, 0), (0, 128, 255), (255, 0, 255), (0, 255, 255))
+
+
+def draw_boxes(bgr, boxes, scale=1.0):
+    """Each (rect, top-1 Hypothesis or None) as a rectangle with its label; rects in the
+    source frame's pixels, drawn on an image `scale` times its size."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    text_scale = max(0.35, min(0.8, bgr.shape[1] / 1200))
+    for i, ((x, y, w, h), hypothesis) in enumerate(boxes):
+        colour = BOX_COLOURS[i % len(BOX_COLOURS)]
+        x0, y0 = int(round(x * scale)), int(round(y * scale))
+        x1, y1 = int(round((x + w) * scale)) - 1, int(round((y + h) * scale)) - 1
+        cv2.rectangle(bgr, (x0, y0), (x1, y1), colour, 2)
+        if hypothesis is None:
+            continue
+        label = f'{hypothesis.class_name} {hypothesis.score:.2f}'
+        (tw, th), base = cv2.getTextSize(label, font, text_scale, 1)
+        ty = max(y0, th + base + 2)
+        cv2.rectangle(bgr, (x0, ty - th - base - 2), (x0 + tw + 4, ty), colour, -1)
+        cv2.putText(bgr, label, (x0 + 2, ty - base), font, text_scale, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return bgr
+
+
 def draw(bgr, title, hypotheses):
     """Write `title` and one 'name  score' line per hypothesis on a dark box, top left."""
     lines = [title] + [f'{h.class_name}  {h.score:.2f}' for h in hypotheses]
@@ -60,8 +84,8 @@ def draw(bgr, title, hypotheses):
 class OverlayWorker:
     """Draws and hands out overlays on its own thread, from a latest-result slot per source.
 
-    submit(source, frame, hypotheses, meta, publish): publish(bgr, meta) is called on the
-    thread. A result that arrives while the same source's previous one still waits replaces
+    submit(source, frame, hypotheses, meta, publish, boxes=None): publish(bgr, meta) is
+    called on the thread; `boxes` (rect, top-1) are drawn with their labels. A result that arrives while the same source's previous one still waits replaces
     it (counted); sources waiting are drawn in the order they started waiting, so a fast
     camera does not starve a slow one's overlay. Results of one source are submitted in
     order (the pool's emit), so its overlays are published in order too.
@@ -80,11 +104,11 @@ class OverlayWorker:
                                         daemon=True)
         self._thread.start()
 
-    def submit(self, source, frame, hypotheses, meta, publish):
+    def submit(self, source, frame, hypotheses, meta, publish, boxes=None):
         with self._cond:
             if source in self._jobs:
                 self.dropped += 1
-            self._jobs[source] = (frame, hypotheses, meta, publish)
+            self._jobs[source] = (frame, hypotheses, meta, publish, boxes)
             self._cond.notify()
 
     def discard(self):
@@ -103,10 +127,12 @@ class OverlayWorker:
                     self._cond.wait()
                 if not self._running:
                     return
-                _, (frame, hypotheses, meta, publish) = self._jobs.popitem(last=False)
+                _, (frame, hypotheses, meta, publish, boxes) = self._jobs.popitem(last=False)
             try:
-                if publish(draw(frame_to_bgr(frame, self.width), self.title, hypotheses),
-                           meta) is not False:
+                bgr = frame_to_bgr(frame, self.width)
+                if boxes:
+                    draw_boxes(bgr, boxes, bgr.shape[1] / frame.width)
+                if publish(draw(bgr, self.title, hypotheses), meta) is not False:
                     self.drawn += 1
                 else:
                     self.dropped += 1

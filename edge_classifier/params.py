@@ -167,6 +167,24 @@ TABLE = (
       'px'),
     P('diagnostics_period', 'float', 1.0, 'Time between /diagnostics messages.', 0.01, 3600.0,
       's'),
+    # ---- the two-stage pipeline: a detector's boxes ----------------------------------
+    P('detection_topics', 'str[]', [],
+      'vision_msgs/Detection2DArray topics, one per entry of image_topics in the same order: '
+      'each camera\'s detected boxes are classified instead of its whole frame (an array '
+      'belongs to the image with the same header stamp and frame_id). Empty = whole frames.'),
+    P('detections_output_topic', 'str', 'classified_detections',
+      'vision_msgs/Detection2DArray output: every input detection in order, its results the '
+      'top-k of its box (empty for a skipped box).'),
+    P('detection_timeout', 'float', 0.5, 'How long an image waits for its detections (and '
+      'detections for their image) before both are dropped (counted).', 0.001, 60.0, 's'),
+    P('box_expand', 'float', 1.0, 'Each box\'s width and height are scaled by this around '
+      'its centre before cropping (context for the classifier).', 0.1, 10.0, 'ratio'),
+    P('box_square', 'bool', False, 'Grow each box\'s short side to its long side before '
+      'cropping (no distortion of elongated objects).'),
+    P('min_box_size', 'int', 8, 'Boxes whose crop (clipped to the image) is narrower or '
+      'shorter than this are skipped (counted).', 1, 8192, 'px'),
+    P('max_detections', 'int', 16, 'At most this many boxes per frame are classified, the '
+      'largest first; the rest are skipped (counted).', 1, 10000, 'boxes'),
     P('max_image_pixels', 'int', DEFAULT_MAX_IMAGE_PIXELS,
       'Compressed frames whose JPEG/PNG header declares more pixels are refused before '
       'decoding (counted malformed); 0 = no limit.', 0, INT_MAX, 'pixels'),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends import create_backend
+from .boxes import BoxOptions, align_of, crop, plan_boxes
 from .nv12 import Geometry, nv12_size, to_nv12
 from .postprocess import load_labels, top_k
 
@@ -40,6 +41,7 @@ class Classifier:
             self.backend.close()
             raise
         self.settings = Settings.from_config(cfg)
+        self.box_options = BoxOptions()
         self._local = threading.local()
 
     @property
@@ -53,6 +55,14 @@ class Classifier:
     def convert(self, frame, out=None):
         """Stage 1: a Frame cropped/resized to the model input, as NV12 bytes (into out)."""
         return to_nv12(frame, self.geometry, out=out)
+
+    def convert_boxes(self, frame, boxes, options=None):
+        """Stage 1 for a detector's boxes ((N, 4) centre x, centre y, width, height in
+        pixels): (BoxPlan, [NV12 of each kept box, in the detections' order]). Each crop
+        takes the whole-frame path: a box covering the image gives the frame's bytes."""
+        plan = plan_boxes(boxes, frame.width, frame.height, options or self.box_options,
+                          align_of(frame))
+        return plan, [self.convert(crop(frame, rect)) for _, rect in plan.kept]
 
     def infer(self, nv12):
         """Stage 2: the backend on one NV12 buffer (the board's input format): scores."""
@@ -71,6 +81,15 @@ class Classifier:
         if buf is None:
             buf = self._local.nv12 = self.nv12_buffer()
         return self.postprocess(self.infer(self.convert(frame, out=buf)))
+
+    def classify_boxes(self, frame, boxes, options=None):
+        """Each box of `frame` classified synchronously: (per detection its top-k, or None
+        for a skipped box; the BoxPlan)."""
+        plan, crops = self.convert_boxes(frame, boxes, options)
+        results = [None] * len(plan.rects)
+        for (index, _), nv12 in zip(plan.kept, crops):
+            results[index] = self.postprocess(self.infer(nv12))
+        return results, plan
 
     def close(self):
         self.backend.close()

@@ -2,11 +2,16 @@
 
     pool = WorkerPool(classifier, workers, on_result=publish, on_error=report).start()
     pool.submit(source, make_frame, meta)   # from a subscription callback: stores, returns
+    pool.submit(source, make_frame, meta, boxes=get_boxes)   # a detector's boxes instead
     ...
     pool.stop()                             # joins the threads, settles what was waiting
 
 make_frame() runs off the caller's thread and returns a Frame (the decode happens there);
-a FrameError it raises counts the frame as malformed. Each rule has one home here:
+a FrameError it raises counts the frame as malformed. With `boxes` (a callable returning
+(N, 4) centre x, centre y, width, height), the frame's boxes are classified instead of the
+whole frame (Classifier.convert_boxes: crops through the same NV12 path), one after the
+other on the worker that holds the frame: a frame with boxes is one frame in every rule
+below, and its Result carries a top-k per box. Each rule has one home here:
 
   newest wins          _Source.put: one waiting frame per source; a newer one replaces
                        it, and the replaced one is counted dropped
@@ -63,6 +68,10 @@ class Result:
     end_to_end_s: float             # submit -> result, before on_result runs
     frame: Any = None               # the decoded Frame (views of the message, not a copy)
     seq: int = 0                    # the pool's arrival number of the frame
+    detections: Any = None          # a frame with boxes: what was submitted as `boxes`
+    boxes: Optional[List[Optional[List[Hypothesis]]]] = None   # per box its top-k (None:
+    plan: Any = None                # skipped) and the BoxPlan (boxes.py): where each was cut
+    inferences: int = 1             # backend calls this frame took
 
 
 @dataclass
@@ -74,6 +83,8 @@ class SourceStats:
     malformed: int = 0
     errors: int = 0
     in_flight: int = 0
+    boxes: int = 0                  # boxes classified (frames with boxes; not in the sum)
+    boxes_skipped: int = 0          # boxes left out (invalid, outside, small, over the limit)
     last_error: str = ''
 
     def balanced(self):
@@ -94,8 +105,10 @@ class _Job:
     make_frame: Any
     meta: Any
     t_in: float
+    boxes: Any = None                    # callable -> (N, 4) boxes, or None: the whole frame
     frame: Any = None
-    nv12: Optional[np.ndarray] = None    # converted (a buffer of the pool's or the worker's)
+    nv12: Any = None                     # converted (a buffer of the pool's or the worker's;
+    plan: Any = None                     # with boxes, a list of one buffer per kept box)
     spare: bool = False                  # nv12 is one of the pool's spare buffers
     settled: bool = False
 
@@ -220,6 +233,7 @@ class WorkerPool:
         self._end_to_end = _Window()
         self._done_times = collections.deque(maxlen=4000)
         self._in_times = collections.deque(maxlen=4000)
+        self._box_times = collections.deque(maxlen=4000)   # (time, boxes) per frame
         self.consecutive_errors = 0
         self.started_at = None
         self.converted_ahead = 0
@@ -277,7 +291,7 @@ class WorkerPool:
         self.stop()
 
     # ---- producer side ------------------------------------------------------------------
-    def submit(self, source, make_frame, meta=None):
+    def submit(self, source, make_frame, meta=None, boxes=None):
         now = self.clock()
         with self._lock:
             state = self._sources.get(source)
@@ -287,7 +301,7 @@ class WorkerPool:
             state.stats.in_flight += 1
             self._in_times.append(now)
             self._seq += 1
-            replaced = state.put(_Job(state, self._seq, make_frame, meta, now))
+            replaced = state.put(_Job(state, self._seq, make_frame, meta, now, boxes))
             if replaced is not None:
                 self._settle_locked(replaced, 'dropped')
             if not self._running:  # stopped: nothing will take it
@@ -412,7 +426,12 @@ class WorkerPool:
         """Decode and convert into `out`; False when the frame is malformed (settled)."""
         try:
             job.frame = job.make_frame()
-            job.nv12 = self.classifier.convert(job.frame, out=out)
+            if job.boxes is None:
+                job.nv12 = self.classifier.convert(job.frame, out=out)
+                return True
+            job.plan, job.nv12 = self.classifier.convert_boxes(job.frame, job.boxes())
+            with self._lock:
+                job.source.stats.boxes_skipped += job.plan.total_skipped
             return True
         except FrameError as exc:
             self._settle(job, 'malformed', exc)
@@ -428,15 +447,22 @@ class WorkerPool:
             return None
         t0 = self.clock()
         try:
-            scores = clf.infer(job.nv12)
+            scores = (clf.infer(job.nv12) if job.boxes is None
+                      else [clf.infer(nv12) for nv12 in job.nv12])
         except Exception as exc:
             self._settle(job, 'errors', exc)
             return None
         t1 = self.clock()
-        hypotheses = clf.postprocess(scores)
+        if job.boxes is None:
+            hypotheses, boxes, inferences = clf.postprocess(scores), None, 1
+        else:
+            hypotheses, boxes, inferences = [], [None] * len(job.plan.rects), len(scores)
+            for (index, _), box_scores in zip(job.plan.kept, scores):
+                boxes[index] = clf.postprocess(box_scores)
         done = self.clock()
         return Result(job.source.name, job.meta, hypotheses, job.t_in, t1 - t0,
-                      done - job.t_in, job.frame, job.seq)
+                      done - job.t_in, job.frame, job.seq, job.boxes, boxes, job.plan,
+                      inferences)
 
     def _finish(self, job, result):
         """In order: the worker lets go of `job`; its result (if any) is published once no
@@ -474,9 +500,15 @@ class WorkerPool:
                 return
             if delivered:
                 self.consecutive_errors = 0
-                self._inference.add(result.inference_s)
+                if result.inferences:  # the inference window holds one backend call's time
+                    self._inference.add(result.inference_s / result.inferences)
                 self._end_to_end.add(result.end_to_end_s)
-                self._done_times.append(self.clock())
+                now = self.clock()
+                self._done_times.append(now)
+                if result.boxes is not None:
+                    kept = len(result.plan.kept)
+                    job.source.stats.boxes += kept
+                    self._box_times.append((now, kept))
 
     def _convert_target(self):
         """Convert ahead: while no worker is idle, the source whose raw frame's turn comes
@@ -495,23 +527,28 @@ class WorkerPool:
                     self._converter_wake.wait()
                 job, source.raw = source.raw, None
                 out = self._spare.pop() if self._spare else None
-            job.spare = True
-            if not self._prepare(job, out if out is not None else self.classifier.nv12_buffer()):
+            job.spare = job.boxes is None  # (crops of boxes get buffers of their own)
+            prepared = self._prepare(
+                job, out if out is not None else self.classifier.nv12_buffer())
+            if not (prepared and job.spare):
                 job.spare = False
                 if out is not None:
                     with self._lock:
                         self._spare.append(out)
-                continue
+                if not prepared:
+                    continue
             with self._lock:
                 if job.seq < source.taken or not self._running:
                     # a worker took a newer frame of this source meanwhile: this one would
                     # go back in time (or the pool stopped)
                     self._settle_locked(job, 'dropped')
-                    self._spare.append(job.nv12)
+                    if job.spare:
+                        self._spare.append(job.nv12)
                     continue
                 if source.ready is not None:  # an older converted frame nobody took
                     self._settle_locked(source.ready, 'dropped')
-                    self._spare.append(source.ready.nv12)
+                    if source.ready.spare:
+                        self._spare.append(source.ready.nv12)
                 source.ready = job
                 self.converted_ahead += 1
                 self._idle.wake_warmest()
@@ -529,6 +566,7 @@ class WorkerPool:
             span = max(now - since, 1e-9)
             out_fps = sum(1 for t in self._done_times if t >= since) / span
             in_fps = sum(1 for t in self._in_times if t >= since) / span
+            boxes_ps = sum(n for t, n in self._box_times if t >= since) / span
             consecutive = self.consecutive_errors
         totals = SourceStats()
         for s in per_source.values():
@@ -538,7 +576,7 @@ class WorkerPool:
             **{f.name: getattr(totals, f.name) for f in fields(SourceStats)
                if f.name != 'last_error'},
             'consecutive_errors': consecutive,
-            'input_fps': in_fps, 'classified_fps': out_fps,
+            'input_fps': in_fps, 'classified_fps': out_fps, 'boxes_per_s': boxes_ps,
             'inference_ms_p50': inf50 * 1e3, 'inference_ms_p99': inf99 * 1e3,
             'end_to_end_ms_p50': e2e50 * 1e3, 'end_to_end_ms_p99': e2e99 * 1e3,
             'sources': per_source, 'workers': self.workers, 'live_workers': workers,

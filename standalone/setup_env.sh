@@ -63,7 +63,7 @@ echo "import os, sys; p = os.environ.get('AMENT_PREFIX_PATH', ''); os.environ['A
 vm_sha="$(sha "$ROOT"/standalone/vision_msgs/msg/*.msg "$ROOT"/standalone/vision_msgs/CMakeLists.txt \
               "$ROOT"/standalone/vision_msgs/package.xml "$ROOT"/standalone/cmake/*.cmake)"
 if [ "$(cat "$STAMPS/vision_msgs" 2>/dev/null)" != "$vm_sha" ] || \
-   ! "$VPY" -c 'from vision_msgs.msg import Classification, LabelInfo, VisionInfo' >/dev/null 2>&1; then
+   ! "$VPY" -c 'from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionInfo' >/dev/null 2>&1; then
   log "building vision_msgs from standalone/vision_msgs into $VENV"
   build="$STAMPS/build/vision_msgs"
   rm -rf "$build"; mkdir -p "$build"
@@ -77,7 +77,7 @@ if [ "$(cat "$STAMPS/vision_msgs" 2>/dev/null)" != "$vm_sha" ] || \
       > configure.log 2>&1 || { tail -40 configure.log >&2; exit 1; }
     make -j"$(nproc)" install > build.log 2>&1 || { tail -40 build.log >&2; exit 1; }
   )
-  "$VPY" -c 'from vision_msgs.msg import Classification, LabelInfo, VisionInfo'
+  "$VPY" -c 'from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionInfo'
   echo "$vm_sha" > "$STAMPS/vision_msgs"
 fi
 

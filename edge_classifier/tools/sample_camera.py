@@ -10,15 +10,24 @@ bgra8, rgba8, mono8, yuv422_yuy2, uyvy, nv12, jpeg, png), rate (Hz), width/heigh
 keep the photo's size), frame_id, frame_id_from_file (frame_id = the photo's file name
 stem), count (0 = forever), reliability (reliable, like most camera drivers, or
 best_effort).
+
+A stand-in detector for the two-stage pipeline: with `detections_topic` set, each frame is
+a mosaic of `mosaic` x `mosaic` photos (default 2 x 2, 640x480 unless width/height say
+otherwise) and a vision_msgs/Detection2DArray with one box per tile (id = the photo's name)
+is published there with the image's header, as a detector would:
+
+    ros2 run edge_classifier sample_camera --ros-args -p detections_topic:=detections
 """
 import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray
 
 from .. import resources
 from ..encode import COMPRESSED, ENCODINGS, encode_compressed, encode_raw
@@ -73,6 +82,32 @@ def _video_frames(path, width, height, limit=300):
     return frames
 
 
+def mosaic(frames, grid, width, height, start=0):
+    """A width x height BGR frame of grid x grid tiles (frames[start], frames[start + 1],
+    ..., cyclic; each photo resized to its tile) and its tiles: [(name, (cx, cy, w, h))]."""
+    tile_w, tile_h = width // grid, height // grid
+    canvas = np.zeros((tile_h * grid, tile_w * grid, 3), np.uint8)
+    tiles = []
+    for i in range(grid * grid):
+        name, image = frames[(start + i) % len(frames)]
+        row, col = divmod(i, grid)
+        x, y = col * tile_w, row * tile_h
+        canvas[y:y + tile_h, x:x + tile_w] = cv2.resize(image, (tile_w, tile_h),
+                                                        interpolation=cv2.INTER_AREA)
+        tiles.append((name, (x + tile_w / 2, y + tile_h / 2, float(tile_w), float(tile_h))))
+    return canvas, tiles
+
+
+def detection_array(tiles):
+    """[(name, (cx, cy, w, h))] as a Detection2DArray (header left to the caller)."""
+    msg = Detection2DArray()
+    for name, (cx, cy, w, h) in tiles:
+        bbox = BoundingBox2D(size_x=w, size_y=h)
+        bbox.center.position.x, bbox.center.position.y = cx, cy
+        msg.detections.append(Detection2D(bbox=bbox, id=name))
+    return msg
+
+
 def _resize(image, width, height):
     if width and height and (image.shape[1], image.shape[0]) != (width, height):
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
@@ -88,7 +123,8 @@ class SampleCamera(Node):
             dynamic_typing=True)).value for name, default in (
             ('source', ''), ('topic', 'image_raw'), ('encoding', 'bgr8'), ('rate', 2.0),
             ('width', 0), ('height', 0), ('frame_id', 'camera_optical_frame'),
-            ('frame_id_from_file', False), ('count', 0), ('reliability', 'reliable'))}
+            ('frame_id_from_file', False), ('count', 0), ('reliability', 'reliable'),
+            ('detections_topic', ''), ('mosaic', 2))}
         if p['encoding'] not in ENCODINGS:
             raise CameraError(f'parameter encoding: {p["encoding"]!r} is not one of '
                               + ', '.join(ENCODINGS))
@@ -102,19 +138,40 @@ class SampleCamera(Node):
         if p['reliability'] not in ('reliable', 'best_effort'):
             raise CameraError(f'parameter reliability: {p["reliability"]!r} is not one of '
                               f'reliable, best_effort')
+        if isinstance(p['mosaic'], bool) or not isinstance(p['mosaic'], int) or \
+                not 1 <= p['mosaic'] <= 8:
+            raise CameraError(f'parameter mosaic: expected 1 to 8 tiles per side, got '
+                              f'{p["mosaic"]!r}')
         self.params = p
-        frames = load_frames(p['source'], p['width'], p['height'])
         # Encode once: publishing is then only a copy into the message.
+        self.detections = None
+        if p['detections_topic']:
+            photos = load_frames(p['source'])
+            grid = p['mosaic']
+            count = -(-len(photos) // (grid * grid))  # every photo in some frame
+            frames, self.detections = [], []
+            for i in range(count):
+                image, tiles = mosaic(photos, grid, p['width'] or 640, p['height'] or 480,
+                                      i * grid * grid)
+                frames.append(('+'.join(name for name, _ in tiles), image))
+                self.detections.append(detection_array(tiles))
+        else:
+            frames = load_frames(p['source'], p['width'], p['height'])
         self.messages = [(name, self._encode(image)) for name, image in frames]
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE
                          if p['reliability'] == 'reliable' else ReliabilityPolicy.BEST_EFFORT)
         compressed = p['encoding'] in COMPRESSED
         topic = p['topic'].rstrip('/') + '/compressed' if compressed else p['topic']
         self.pub = self.create_publisher(CompressedImage if compressed else Image, topic, qos)
+        self.det_pub = None
+        if self.detections is not None:
+            self.det_pub = self.create_publisher(Detection2DArray, p['detections_topic'], 10)
         self.sent = 0
         self.timer = self.create_timer(1.0 / p['rate'], self._tick)
-        self.get_logger().info(f'publishing {len(self.messages)} frames on {topic} as '
-                               f'{p["encoding"]} at {p["rate"]} Hz')
+        self.get_logger().info(
+            f'publishing {len(self.messages)} frames on {topic} as {p["encoding"]} at '
+            f'{p["rate"]} Hz' + (f', their tiles as detections on '
+                                 f'{self.det_pub.topic_name}' if self.det_pub else ''))
 
     def _encode(self, image):
         enc = self.params['encoding']
@@ -135,12 +192,17 @@ class SampleCamera(Node):
         if count and self.sent >= count:
             self.timer.cancel()
             return
-        name, msg = self.messages[self.sent % len(self.messages)]
+        index = self.sent % len(self.messages)
+        name, msg = self.messages[index]
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = name if self.params['frame_id_from_file'] else \
             self.params['frame_id']
         try:
             self.pub.publish(msg)
+            if self.det_pub is not None:  # a detector answers after its image
+                detections = self.detections[index]
+                detections.header = msg.header
+                self.det_pub.publish(detections)
         except Exception as exc:  # RCLError under load: keep the camera going
             self.get_logger().warning(f'publish failed: {exc}', throttle_duration_sec=5.0)
         self.sent += 1

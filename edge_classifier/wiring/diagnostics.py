@@ -5,6 +5,10 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 ERROR_STREAK = 5  # consecutive backend failures before diagnostics report ERROR
 BOOKS = ('received', 'classified', 'dropped', 'malformed', 'errors', 'in_flight')
 BOOKS_KEY = '/'.join(BOOKS)   # "<source>: received/classified/dropped/malformed/errors/in_flight"
+# the two-stage pipeline's pairing, per camera (pairing.PairingStats)
+PAIRING = ('images', 'detections', 'paired', 'images_unmatched', 'detections_orphaned',
+           'images_waiting', 'detections_waiting')
+PAIRING_KEY = '/'.join(PAIRING)
 
 
 def node_of(status_name):
@@ -74,6 +78,14 @@ class Diagnostics:
                                    f'while classification/overlay is watched)'))
         for topic, reliability in session.inputs.reliabilities().items():
             values.append((f'{topic}: reliability', reliability))
+        pairing = session.inputs.pairing
+        if pairing is not None:
+            values.append(('boxes_per_s', f'{s["boxes_per_s"]:.1f}'))
+            values.append(('boxes', str(s['boxes'])))
+            values.append(('boxes_skipped', str(s['boxes_skipped'])))
+            for source, ps in pairing.stats().items():
+                values.append((f'{source}: {PAIRING_KEY}',
+                               '/'.join(str(getattr(ps, key)) for key in PAIRING)))
         for source, st in s['sources'].items():
             values.append((f'{source}: {BOOKS_KEY}',
                            '/'.join(str(getattr(st, key)) for key in BOOKS)))

@@ -1,11 +1,39 @@
 """The node's inputs: camera subscriptions (sensor_msgs/Image, CompressedImage) that hand
 each message to the pool, with reliability `auto` (reliable, re-subscribed best effort
-when a best-effort camera appears)."""
+when a best-effort camera appears); and, for the two-stage pipeline, a detector's
+vision_msgs/Detection2DArray per camera, paired with its image by header (pairing.py)
+before the pair goes to the pool."""
+import numpy as np
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Detection2DArray
 
 from ..compat import SubscriptionEventCallbacks
 from ..frames import compressed_msg_to_frame, image_msg_to_frame
+from ..pairing import Pairing
+
+
+def header_key(header):
+    """What pairs an image with its detections: (sec, nanosec, frame_id)."""
+    return (header.stamp.sec, header.stamp.nanosec, header.frame_id)
+
+
+def boxes_of(msg):
+    """A Detection2DArray's boxes as an (N, 4) array: centre x, centre y, width, height."""
+    return np.array([(d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.size_x,
+                      d.bbox.size_y) for d in msg.detections], np.float64).reshape(-1, 4)
+
+
+class DetectionBoxes:
+    """The pool's `boxes` for one Detection2DArray: called on a worker (10,000 boxes are
+    read off the executor's thread); keeps the message for the output array."""
+    __slots__ = ('msg',)
+
+    def __init__(self, msg):
+        self.msg = msg
+
+    def __call__(self):
+        return boxes_of(self.msg)
 
 
 class Inputs:
@@ -28,7 +56,19 @@ class Inputs:
                             (Image, io['image_topics'], image_msg_to_frame),
                             (CompressedImage, io['compressed_topics'], decompress))
                         for topic in topics]
-        self.subs = {}           # topic -> (subscription, reliability, msg_type, to_frame)
+        # image topic -> its detector's topic (resolved), the two-stage pipeline
+        self.detection_topics = {node.resolve_topic_name(image): node.resolve_topic_name(det)
+                                 for image, det in zip(io['image_topics'],
+                                                       io.get('detection_topics') or [])}
+        self.pairing = None
+        self._expire_timer = None
+        if self.detection_topics:
+            self.pairing = Pairing(io['detection_timeout'], self._on_pair)
+            self._expire_timer = node.create_timer(min(0.1, io['detection_timeout'] / 2),
+                                                   self.pairing.expire)
+            self._expire_timer.cancel()
+        self._to_frame = {topic: to_frame for _, topic, to_frame in self.sources}
+        self.subs = {}           # topic -> (subscription, reliability, msg_type, handler)
         self._downgrade = set()
         # One timer re-creates subscriptions that met an incompatible best-effort camera
         # (never from inside the subscription's own event callback); idle until needed.
@@ -42,7 +82,12 @@ class Inputs:
     def subscribe(self):
         start = 'reliable' if self.reliability == 'auto' else self.reliability
         for msg_type, topic, to_frame in self.sources:
-            self._subscribe(msg_type, topic, to_frame, start)
+            self._subscribe(msg_type, topic, self._image_handler(topic, to_frame), start)
+        for image_topic, topic in self.detection_topics.items():
+            self._subscribe(Detection2DArray, topic, self._detections_handler(image_topic),
+                            start)
+        if self._expire_timer is not None:
+            self._expire_timer.reset()
 
     def unsubscribe(self):
         self._timer.cancel()
@@ -50,16 +95,41 @@ class Inputs:
         for sub, *_ in self.subs.values():
             self.node.destroy_subscription(sub)
         self.subs = {}
+        if self.pairing is not None:
+            self._expire_timer.cancel()
+            self.pairing.clear()  # what waited for its partner is dropped (counted)
 
     def destroy(self):
         self.unsubscribe()
         self.node.destroy_timer(self._timer)
+        if self._expire_timer is not None:
+            self.node.destroy_timer(self._expire_timer)
+
+    def _image_handler(self, topic, to_frame):
+        if topic in self.detection_topics:
+            def on_image(msg, pairing=self.pairing):
+                pairing.image(topic, header_key(msg.header), msg)
+            return on_image
+
+        def on_frame(msg):
+            self.submit(topic, lambda: to_frame(msg), msg.header)
+        return on_frame
+
+    def _detections_handler(self, image_topic):
+        def on_detections(msg, pairing=self.pairing):
+            pairing.detections(image_topic, header_key(msg.header), msg)
+        return on_detections
+
+    def _on_pair(self, source, image, detections):
+        to_frame = self._to_frame[source]
+        self.submit(source, lambda: to_frame(image), image.header,
+                    boxes=DetectionBoxes(detections))
 
     def reliabilities(self):
         """topic -> the reliability it is subscribed with now (for diagnostics)."""
         return {topic: entry[1] for topic, entry in self.subs.items()}
 
-    def _subscribe(self, msg_type, topic, to_frame, reliability):
+    def _subscribe(self, msg_type, topic, handler, reliability):
         node = self.node
         qos = QoSProfile(depth=self.depth, history=HistoryPolicy.KEEP_LAST,
                          reliability=(ReliabilityPolicy.RELIABLE if reliability == 'reliable'
@@ -78,13 +148,10 @@ class Inputs:
                 f'subscribes with reliability={reliability}: set the reliability parameter to '
                 f'auto or to match the camera')
 
-        def on_frame(msg, source=topic):
-            self.submit(source, lambda: to_frame(msg), msg.header)
-
         sub = node.create_subscription(
-            msg_type, topic, on_frame, qos,
+            msg_type, topic, handler, qos,
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible))
-        self.subs[topic] = (sub, reliability, msg_type, to_frame)
+        self.subs[topic] = (sub, reliability, msg_type, handler)
         node.get_logger().info(f'subscribed to {topic} ({msg_type.__name__}, {reliability}'
                                f'{", auto" if auto else ""})')
 
@@ -93,7 +160,7 @@ class Inputs:
         for topic in sorted(self._downgrade):
             entry = self.subs.get(topic)
             if entry is not None and entry[1] == 'reliable':
-                sub, _, msg_type, to_frame = self.subs.pop(topic)
+                sub, _, msg_type, handler = self.subs.pop(topic)
                 self.node.destroy_subscription(sub)
-                self._subscribe(msg_type, topic, to_frame, 'best_effort')
+                self._subscribe(msg_type, topic, handler, 'best_effort')
         self._downgrade.clear()

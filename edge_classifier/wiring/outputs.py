@@ -7,13 +7,26 @@ has closed it nothing more goes out, whichever thread was about to publish.
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Classification, LabelInfo, ObjectHypothesis, VisionClass, VisionInfo
+from vision_msgs.msg import (Classification, Detection2DArray, LabelInfo, ObjectHypothesis,
+                             ObjectHypothesisWithPose, VisionClass, VisionInfo)
 
 from ..gate import OutputGate
 from ..overlay import OverlayWorker
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def detections_message(result):
+    """The output of a frame with boxes: the input Detection2DArray with the image's header,
+    every detection in order with its id and bbox, its results the box's top-k (empty for
+    a skipped box)."""
+    msg = result.detections.msg
+    out = Detection2DArray(header=result.meta, detections=msg.detections)
+    for detection, hypotheses in zip(out.detections, result.boxes):
+        detection.results = [ObjectHypothesisWithPose(hypothesis=ObjectHypothesis(
+            class_id=h.class_id, score=h.score)) for h in hypotheses or ()]
+    return out
 
 
 def per_source_topic(input_topic):
@@ -33,6 +46,10 @@ class Outputs:
         self.vision_info = node.create_publisher(VisionInfo, out + '/vision_info', LATCHED)
         self.diagnostics = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.overlays = {None: node.create_publisher(Image, out + '/overlay', 1)}
+        self.detections = None
+        if io.get('detection_topics'):
+            self.detections = node.create_publisher(Detection2DArray,
+                                                    io['detections_output_topic'], 10)
         self.per_source = {}
         if io['per_source_output']:
             for topic in sources:
@@ -59,6 +76,8 @@ class Outputs:
         self.overlay_worker.stop()
         pubs = [self.classification, self.label_info, self.vision_info, self.diagnostics,
                 *self.per_source.values(), *self.overlays.values()]
+        if self.detections is not None:
+            pubs.append(self.detections)
         for pub in pubs:
             self.node.destroy_publisher(pub)
         self.per_source, self.overlays = {}, {}
@@ -75,20 +94,26 @@ class Outputs:
             return False  # a signal shut the context down mid-publish: nothing to publish to
 
     def _publish_result(self, result):
-        msg = Classification()
-        msg.header = result.meta
-        msg.results = [ObjectHypothesis(class_id=h.class_id, score=h.score)
-                       for h in result.hypotheses]
-        sent = self._send(self.classification, msg)
-        pub = self.per_source.get(result.source)
-        if pub is not None:
-            self._send(pub, msg)
+        if result.boxes is not None:
+            sent = self._send(self.detections, detections_message(result))
+        else:
+            msg = Classification()
+            msg.header = result.meta
+            msg.results = [ObjectHypothesis(class_id=h.class_id, score=h.score)
+                           for h in result.hypotheses]
+            sent = self._send(self.classification, msg)
+            pub = self.per_source.get(result.source)
+            if pub is not None:
+                self._send(pub, msg)
         # The overlay only while someone looks: no drawing, no copy otherwise.
         watched = [p for p in (self.overlays.get(None), self.overlays.get(result.source))
                    if p is not None and p.get_subscription_count() > 0]
         if watched:
+            boxes = None
+            if result.boxes is not None:  # each classified box with its top-1
+                boxes = [(rect, (result.boxes[i] or [None])[0]) for i, rect in result.plan.kept]
             self.overlay_worker.submit(result.source, result.frame, result.hypotheses,
-                                       (result.meta, watched), self._publish_overlay)
+                                       (result.meta, watched), self._publish_overlay, boxes)
         return sent
 
     def _publish_overlay(self, bgr, meta):

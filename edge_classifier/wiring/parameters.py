@@ -175,6 +175,17 @@ class NodeParameters:
         if not io['image_topics'] and not io['compressed_topics']:
             raise StartupError('parameters image_topics and compressed_topics are both empty: '
                                'nothing to classify')
+        detections = io['detection_topics']
+        if detections and len(detections) != len(io['image_topics']):
+            raise StartupError(
+                f'parameter detection_topics ({self.where("detection_topics")}): '
+                f'{len(detections)} topic(s) for {len(io["image_topics"])} image topic(s); '
+                f'give one Detection2DArray topic per entry of image_topics, in the same '
+                f'order, or none')
+        if detections and not io['detections_output_topic']:
+            raise StartupError(f'parameter detections_output_topic '
+                               f'({self.where("detections_output_topic")}): expected a topic '
+                               f'name, got an empty string')
         self.cfg = cfg
         return cfg, io
 

@@ -1,6 +1,7 @@
 """What configure builds and cleanup takes down: the model, the worker pool, the outputs,
 the inputs and the diagnostics of one configured node, composed; close() is the one
 teardown (destroy_node, cleanup, shutdown and errors all end here)."""
+from ..boxes import BoxOptions
 from ..errors import EdgeClassifierError
 from ..pipeline import Classifier, Settings
 from ..pool import WorkerPool
@@ -30,6 +31,8 @@ class Session:
             if self.classifier.untrained:
                 log.error(f'MODEL HAS UNTRAINED (RANDOM) WEIGHTS: {backend.describe()}. Its '
                           f'classes are meaningless; use it for speed measurements only.')
+            self.classifier.box_options = BoxOptions(
+                io['box_expand'], io['box_square'], io['min_box_size'], io['max_detections'])
             parameters.publish_class_names(
                 self.classifier.labels or [str(i) for i in range(cfg.num_classes)])
             self.pool = WorkerPool(self.classifier, cfg.workers, on_error=self._on_frame_error,
@@ -57,8 +60,17 @@ class Session:
         self.diagnostics.start()
         self.inputs.subscribe()
         self.active = True
-        return (f'classifying {", ".join(self.inputs.topics)} -> '
-                f'{self.node.resolve_topic_name(self.io["output_topic"])}')
+        flows = []
+        whole = [t for t in self.inputs.topics if t not in self.inputs.detection_topics]
+        if whole:
+            flows.append(f'classifying {", ".join(whole)} -> '
+                         f'{self.node.resolve_topic_name(self.io["output_topic"])}')
+        if self.inputs.detection_topics:
+            pairs = ', '.join(f'{image} + {det}'
+                              for image, det in self.inputs.detection_topics.items())
+            flows.append(f'classifying the boxes of {pairs} -> '
+                         f'{self.node.resolve_topic_name(self.io["detections_output_topic"])}')
+        return '; '.join(flows)
 
     def deactivate(self):
         """Nothing is published once this returns; frames waiting or in flight are dropped

@@ -1,0 +1,159 @@
+"""Images meet their detections by header (pairing.py, ROS-free): either may come first,
+never a pair back in time, bounded waiting, timeouts, two sources apart, and the books
+balance at every step."""
+import threading
+
+import pytest
+
+from edge_classifier.pairing import Pairing
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def key(t, frame='cam'):
+    return (t, 0, frame)
+
+
+@pytest.fixture
+def setup():
+    clock, pairs = Clock(), []
+    pairing = Pairing(0.5, lambda source, image, det: pairs.append((source, image, det)),
+                      capacity=4, clock=clock)
+    return pairing, pairs, clock
+
+
+def books(pairing):
+    stats = pairing.stats()
+    assert all(s.balanced() for s in stats.values()), stats
+    return stats
+
+
+def test_detections_after_their_image_and_before_it(setup):
+    pairing, pairs, _ = setup
+    pairing.image('a', key(1), 'img1')
+    assert pairs == []
+    pairing.detections('a', key(1), 'det1')
+    pairing.detections('a', key(2), 'det2')
+    pairing.image('a', key(2), 'img2')
+    assert pairs == [('a', 'img1', 'det1'), ('a', 'img2', 'det2')]
+    s = books(pairing)['a']
+    assert (s.images, s.detections, s.paired, s.images_waiting, s.detections_waiting) == \
+        (2, 2, 2, 0, 0)
+
+
+def test_frame_id_is_part_of_the_match(setup):
+    pairing, pairs, _ = setup
+    pairing.image('a', key(1, 'left'), 'img')
+    pairing.detections('a', key(1, 'right'), 'det')
+    assert pairs == []
+    assert books(pairing)['a'].images_waiting == 1
+
+
+def test_never_and_a_header_that_matches_nothing_time_out_counted(setup):
+    pairing, pairs, clock = setup
+    pairing.image('a', key(1), 'img')            # its detections never come
+    pairing.detections('a', key(7), 'det')       # a header that matches nothing
+    clock.now += 0.4
+    pairing.expire()
+    assert books(pairing)['a'].images_waiting == 1
+    clock.now += 0.2
+    pairing.expire()
+    s = books(pairing)['a']
+    assert pairs == [] and s.images_unmatched == 1 and s.detections_orphaned == 1
+    assert s.images_waiting == s.detections_waiting == 0
+
+
+def test_a_pair_drops_older_waiting_entries_and_later_stale_arrivals(setup):
+    pairing, pairs, _ = setup
+    for t in (1, 2, 3):
+        pairing.image('a', key(t), f'img{t}')
+    pairing.detections('a', key(2), 'det2')       # the detector skipped frame 1
+    assert pairs == [('a', 'img2', 'det2')]
+    s = books(pairing)['a']
+    assert s.images_unmatched == 1 and s.images_waiting == 1  # img3 still waits
+    pairing.detections('a', key(1), 'det1')       # late: would go back in time
+    pairing.image('a', key(2), 'img2-again')
+    s = books(pairing)['a']
+    assert s.detections_orphaned == 1 and s.images_unmatched == 2
+    assert len(pairs) == 1
+
+
+def test_the_cache_is_bounded_oldest_out(setup):
+    pairing, pairs, _ = setup
+    for t in range(1, 11):                        # a detector that never answers
+        pairing.image('a', key(t), t)
+    s = books(pairing)['a']
+    assert s.images_waiting == 4 and s.images_unmatched == 6
+    pairing.detections('a', key(10), 'det')
+    assert pairs == [('a', 10, 'det')]
+    assert books(pairing)['a'].images_waiting == 0
+
+
+def test_the_same_header_twice_keeps_the_newer(setup):
+    pairing, pairs, _ = setup
+    pairing.image('a', key(1), 'first')
+    pairing.image('a', key(1), 'second')
+    pairing.detections('a', key(1), 'det')
+    assert pairs == [('a', 'second', 'det')]
+    assert books(pairing)['a'].images_unmatched == 1
+
+
+def test_two_cameras_with_their_own_detectors_do_not_mix(setup):
+    pairing, pairs, _ = setup
+    pairing.image('front', key(1), 'front-img')
+    pairing.detections('rear', key(1), 'rear-det')   # same header, other camera
+    assert pairs == []
+    pairing.image('rear', key(1), 'rear-img')
+    pairing.detections('front', key(1), 'front-det')
+    assert sorted(pairs) == [('front', 'front-img', 'front-det'),
+                             ('rear', 'rear-img', 'rear-det')]
+
+
+def test_clear_drops_what_waits_counted(setup):
+    pairing, _, _ = setup
+    pairing.image('a', key(1), 'img')
+    pairing.detections('a', key(2), 'det')
+    pairing.clear()
+    s = books(pairing)['a']
+    assert (s.images_unmatched, s.detections_orphaned, s.images_waiting) == (1, 1, 0)
+
+
+def test_books_balance_under_concurrent_arrivals():
+    pairs = []
+    pairing = Pairing(0.05, lambda s, i, d: pairs.append((s, i, d)), capacity=8)
+    errors = []
+
+    def camera(source):
+        for t in range(2000):
+            pairing.image(source, key(t), t)
+
+    def detector(source):
+        for t in range(0, 2000, 3):
+            pairing.detections(source, key(t), t)
+            try:
+                assert all(s.balanced() for s in pairing.stats().values())
+            except AssertionError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=f, args=(src,)) for src in ('a', 'b')
+               for f in (camera, detector)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for source in ('a', 'b'):
+        stamps = [i for s, i, d in pairs if s == source]
+        assert stamps == sorted(set(stamps))               # never back in time
+        assert all(i == d for s, i, d in pairs if s == source)
+
+
+def test_a_timeout_must_be_positive():
+    with pytest.raises(ValueError, match='positive'):
+        Pairing(0, lambda *a: None)
