@@ -85,8 +85,8 @@ class OverlayWorker:
     """Draws and hands out overlays on its own thread, from a latest-result slot per source.
 
     submit(source, frame, hypotheses, meta, publish, boxes=None): publish(bgr, meta) is
-    called on the thread; `boxes` (rect, top-1) are drawn with their labels. A result that arrives while the same source's previous one still waits replaces
-    it (counted); sources waiting are drawn in the order they started waiting, so a fast
+    called on the thread; `boxes` (rect, top-1) are drawn with their labels. A result
+    that arrives while the same source's previous one still waits replaces it (counted); sources waiting are drawn in the order they started waiting, so a fast
     camera does not starve a slow one's overlay. Results of one source are submitted in
     order (the pool's emit), so its overlays are published in order too.
     """

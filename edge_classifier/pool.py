@@ -9,9 +9,11 @@
 make_frame() runs off the caller's thread and returns a Frame (the decode happens there);
 a FrameError it raises counts the frame as malformed. With `boxes` (a callable returning
 (N, 4) centre x, centre y, width, height), the frame's boxes are classified instead of the
-whole frame (Classifier.convert_boxes: crops through the same NV12 path), one after the
-other on the worker that holds the frame: a frame with boxes is one frame in every rule
-below, and its Result carries a top-k per box. Each rule has one home here:
+whole frame (Classifier.convert_boxes: crops through the same NV12 path). A frame with
+boxes is one frame in every rule below, and its Result carries a top-k per box; its boxes
+fan out: the worker holding the frame infers them one by one, and idle workers with no
+frame to take help it with the next ones (WorkerPool._infer_boxes, _help). Each rule has
+one home here:
 
   newest wins          _Source.put: one waiting frame per source; a newer one replaces
                        it, and the replaced one is counted dropped
@@ -110,7 +112,29 @@ class _Job:
     nv12: Any = None                     # converted (a buffer of the pool's or the worker's;
     plan: Any = None                     # with boxes, a list of one buffer per kept box)
     spare: bool = False                  # nv12 is one of the pool's spare buffers
+    fan: Any = None                      # _FanOut while its boxes are being inferred
     settled: bool = False
+
+
+class _FanOut:
+    """The boxes of one frame being inferred (the pool's lock guards it): `next` is the
+    box index to hand out, `pending` the boxes not finished; `done` is notified when
+    pending reaches 0."""
+
+    def __init__(self, count, lock):
+        self.next = 0
+        self.pending = count
+        self.scores = [None] * count
+        self.seconds = [0.0] * count     # each box's backend call
+        self.failure = None
+        self.done = threading.Condition(lock)
+
+    def claim(self):
+        """The next box index, or None when every box is handed out."""
+        if self.next >= len(self.scores):
+            return None
+        self.next += 1
+        return self.next - 1
 
 
 class _Source:
@@ -226,6 +250,7 @@ class WorkerPool:
         self._seq = 0
         self._turn = 0
         self._idle = _IdleWorkers()
+        self._fans = []                   # frames whose boxes idle workers can help with
         self._spare = []                  # NV12 buffers for frames converted ahead
         self._running = False
         self._threads = []
@@ -382,12 +407,15 @@ class WorkerPool:
                         self._turn += 1
                         source.served = self._turn
                         return source.take()
+                    help_ = self._help_locked()  # no frame waits: help another's boxes
+                    if help_ is not None:
+                        return help_
                     wake.wait()
                 return None
             finally:
                 self._idle.leave(wake)
-                if whose_turn(self._sources.values()) is not None:
-                    self._idle.wake_warmest()  # more frames wait: the next idle worker
+                if whose_turn(self._sources.values()) is not None or self._fans:
+                    self._idle.wake_warmest()  # more work waits: the next idle worker
                 self._converter_wake.notify()  # the converter watches the idle count
 
     def _work(self):
@@ -405,6 +433,9 @@ class WorkerPool:
             job = self._take(wake)
             if job is None:
                 return
+            if isinstance(job, tuple):  # (fan, index): a box of a frame another worker holds
+                self._infer_box(*job)
+                continue
             result = None
             try:
                 result = self._run(job, own)
@@ -447,12 +478,16 @@ class WorkerPool:
             return None
         t0 = self.clock()
         try:
-            scores = (clf.infer(job.nv12) if job.boxes is None
-                      else [clf.infer(nv12) for nv12 in job.nv12])
+            if job.boxes is None:
+                scores = clf.infer(job.nv12)
+            else:
+                scores, seconds = self._infer_boxes(job)
         except Exception as exc:
             self._settle(job, 'errors', exc)
             return None
         t1 = self.clock()
+        if job.boxes is not None:
+            t0 = t1 - seconds   # the sum of the boxes' calls (they may have run in parallel)
         if job.boxes is None:
             hypotheses, boxes, inferences = clf.postprocess(scores), None, 1
         else:
@@ -463,6 +498,59 @@ class WorkerPool:
         return Result(job.source.name, job.meta, hypotheses, job.t_in, t1 - t0,
                       done - job.t_in, job.frame, job.seq, job.boxes, boxes, job.plan,
                       inferences)
+
+    def _infer_boxes(self, job):
+        """Infer every crop of a frame with boxes: this worker takes them one by one while
+        idle workers help (_help_locked); returns (scores in box order, total seconds of
+        the backend calls) once all are done, or raises the first failure."""
+        count = len(job.nv12)
+        fan = job.fan = _FanOut(count, self._lock)
+        if count > 1:
+            with self._lock:
+                self._fans.append(job)
+                self._idle.wake_warmest()
+        while True:
+            with self._lock:
+                index = fan.claim()
+                if index is None:
+                    if job in self._fans:
+                        self._fans.remove(job)
+                    while fan.pending:   # helpers still inside the backend
+                        fan.done.wait()
+                    break
+            self._infer_box(job, index)
+        if fan.failure is not None:
+            raise fan.failure
+        return fan.scores, sum(fan.seconds)
+
+    def _help_locked(self):
+        """(job, box index) of a frame whose boxes are not all handed out; None if no
+        frame has one. With the lock held."""
+        while self._fans:
+            job = self._fans[0]
+            index = job.fan.claim()
+            if index is not None:
+                return job, index
+            self._fans.pop(0)
+        return None
+
+    def _infer_box(self, job, index):
+        """One box's backend call (on the frame's worker or a helper); never raises."""
+        fan = job.fan
+        scores, exc, t0 = None, None, self.clock()
+        try:
+            scores = self.classifier.infer(job.nv12[index])
+        except Exception as error:
+            exc = error
+        finally:
+            seconds = self.clock() - t0
+            with self._lock:
+                fan.scores[index], fan.seconds[index] = scores, seconds
+                if exc is not None and fan.failure is None:
+                    fan.failure = exc
+                fan.pending -= 1
+                if not fan.pending:
+                    fan.done.notify_all()
 
     def _finish(self, job, result):
         """In order: the worker lets go of `job`; its result (if any) is published once no

@@ -109,3 +109,76 @@ def test_boxes_and_whole_frames_mixed_keep_order_and_books(clf):
         assert st.classified == len(published[source])
     assert per['det'].boxes == boxes_published[0]
     assert per['whole'].boxes == 0 and per['whole'].boxes_skipped == 0
+
+
+def test_the_boxes_of_one_frame_fan_out_to_idle_workers(clf):
+    """One camera, a frame of 8 boxes, 4 workers: the boxes run on several threads and the
+    result still has each box's own scores in the detections' order."""
+    threads, lock = [], threading.Lock()
+    real_infer = clf.backend.infer
+
+    def slow(batch):
+        with lock:
+            threads.append(threading.current_thread().name)
+        time.sleep(0.02)
+        return real_infer(batch)
+
+    boxes = np.array([(10 + 20 * i, 60, 16, 16 + 4 * i) for i in range(8)], float)
+    results = []
+    with WorkerPool(clf, 4, results.append, warmup=False) as pool:
+        assert wait_until(lambda: pool.idle_workers == 4)
+        clf.backend.infer = slow
+        pool.submit('cam', frame, 1, boxes=lambda: boxes)
+        assert wait_until(lambda: results, timeout=10)
+    clf.backend.infer = real_infer
+    assert len(set(threads)) >= 2, threads
+    assert len(threads) == 8
+    expected, _ = clf.classify_boxes(Frame('bgr', IMG), boxes)
+    assert results[0].boxes == expected
+    assert results[0].inferences == 8
+
+
+def test_a_failing_box_fails_its_frame_counted_and_nothing_hangs(clf):
+    calls, errors, results = [0], [], []
+    real_infer = clf.backend.infer
+    lock = threading.Lock()
+
+    def third_fails(batch):
+        with lock:
+            calls[0] += 1
+            n = calls[0]
+        time.sleep(0.005)
+        if n == 3:
+            raise RuntimeError('BPU timeout')
+        return real_infer(batch)
+
+    clf.backend.infer = third_fails
+    boxes = np.array([(40, 60, 30, 30)] * 6, float)
+    with WorkerPool(clf, 3, results.append, on_error=lambda *e: errors.append(e),
+                    warmup=False) as pool:
+        pool.submit('cam', frame, 1, boxes=lambda: boxes)
+        assert wait_until(lambda: errors, timeout=10)
+        pool.submit('cam', frame, 2, boxes=lambda: boxes)
+        assert wait_until(lambda: results, timeout=10)
+        stats = pool.stats()
+    assert errors[0][1] == 'error' and 'BPU timeout' in str(errors[0][2])
+    assert stats['errors'] == 1 and stats['classified'] == 1 and stats['in_flight'] == 0
+    assert results[0].meta == 2 and all(b is not None for b in results[0].boxes)
+
+
+def test_stop_during_a_fan_out_settles_the_frame(clf):
+    real_infer = clf.backend.infer
+
+    def slow(batch):
+        time.sleep(0.01)
+        return real_infer(batch)
+
+    clf.backend.infer = slow
+    boxes = np.array([(40, 60, 30, 30)] * 40, float)
+    pool = WorkerPool(clf, 3, warmup=False).start()
+    pool.submit('cam', frame, 1, boxes=lambda: boxes)
+    assert wait_until(lambda: pool.pending() == 0)
+    assert pool.stop(timeout=5.0)
+    stats = pool.stats()
+    assert stats['in_flight'] == 0 and stats['received'] == 1
+    assert stats['classified'] + stats['dropped'] == 1
