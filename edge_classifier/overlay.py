@@ -86,9 +86,10 @@ class OverlayWorker:
 
     submit(source, frame, hypotheses, meta, publish, boxes=None): publish(bgr, meta) is
     called on the thread; `boxes` (rect, top-1) are drawn with their labels. A result
-    that arrives while the same source's previous one still waits replaces it (counted); sources waiting are drawn in the order they started waiting, so a fast
-    camera does not starve a slow one's overlay. Results of one source are submitted in
-    order (the pool's emit), so its overlays are published in order too.
+    that arrives while the same source's previous one still waits replaces it (counted);
+    sources waiting are drawn in the order they started waiting, so a fast camera does not
+    starve a slow one's overlay. Results of one source are submitted in order (the pool's
+    emit), so its overlays are published in order too.
     """
 
     def __init__(self, title, width=0, logger=None):

@@ -47,3 +47,22 @@ def test_bench_runs_the_bpu_backend_as_on_the_board(tmp_path):
     row = next(line for line in proc.stdout.splitlines() if line.startswith('| stand_in | 1 |'))
     bare_p50 = float(row.split('|')[3])
     assert 2.0 <= bare_p50 < 50, row  # the stand-in's 2 ms, not an ONNX Runtime run
+
+
+def test_two_stage_bench_prints_loop_vs_pipeline_per_box_count(tmp_path, default_cfg):
+    out = tmp_path / 'two_stage.json'
+    proc = subprocess.run([sys.executable, '-m', 'edge_classifier.tools.bench', '--two-stage',
+                           '--boxes', '1,4', '--seconds', '0.6', '--rounds', '2', '--json',
+                           str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    table = [line for line in proc.stdout.splitlines()
+             if line.startswith('| BPU stand-in') or line.startswith('| efficientnet')]
+    assert [line.split(' | ')[1:3] for line in table] == [['2', '1'], ['2', '4']] * 2
+    rows = json.loads(out.read_text())
+    assert len(rows) == 4
+    for row in rows:
+        assert row['loop_boxes_per_s'] > 0 and row['pipeline_boxes_per_s'] > 0
+        assert row['pipeline_frame_ms_p50'] > 0
+    stand_in = [r for r in rows if r['model'].startswith('BPU stand-in')]
+    # 2 ms per box on the stand-in: a frame of 4 boxes in a loop takes at least 8 ms
+    assert stand_in[1]['loop_frame_ms_p50'] >= 8.0

@@ -223,3 +223,29 @@ def test_launch_arguments_show_the_parameter_table_with_launch_defaults():
 ])
 def test_last_error_line_is_the_last_error_else_the_last_line(text, line):
     assert last_error_line(text) == line
+
+
+def test_detections_pair_with_the_image_topics_and_feed_the_sample_detector():
+    setup = plan(defaults(image_topics='[front/image_raw, rear/image_raw]',
+                          detections='[front/detections, rear/detections]'))
+    assert setup.node_parameters['detection_topics'] == ['front/detections',
+                                                         'rear/detections']
+    assert 'detection_topics' not in plan(defaults()).node_parameters  # off by default
+    setup = plan(defaults(camera='sim', detections='detections'))
+    assert setup.camera_parameters == {'topic': 'image_raw', 'rate': 5.0, 'encoding': 'bgr8',
+                                       'detections_topic': 'detections'}
+    assert setup.node_parameters['detection_topics'] == ['detections']
+
+
+@pytest.mark.parametrize('changes, words', [
+    (dict(detections='[a, b]'), ["detections:='[a, b]'", 'one Detection2DArray topic per '
+                                 'image topic', "(1: ['image_raw'])"]),
+    (dict(detections='[a b]'), ['detections', 'without spaces']),
+    (dict(detections='d', camera='sim', camera_encoding='jpeg'),
+     ["camera_encoding:='jpeg'", 'a raw encoding with detections:=']),
+])
+def test_bad_detections_arguments_say_what_is_expected(changes, words):
+    with pytest.raises(LaunchArgumentError) as err:
+        plan(defaults(**changes))
+    for word in words:
+        assert word in str(err.value)

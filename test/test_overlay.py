@@ -8,7 +8,7 @@ import pytest
 
 from edge_classifier.frames import Frame
 from edge_classifier.nv12 import bgr_to_nv12
-from edge_classifier.overlay import OverlayWorker, draw, frame_to_bgr
+from edge_classifier.overlay import BOX_COLOURS, OverlayWorker, draw, draw_boxes, frame_to_bgr
 from edge_classifier.postprocess import Hypothesis
 
 from helpers import Log, wait_until
@@ -212,3 +212,36 @@ def test_scaling_uses_area_down_linear_up_and_keeps_at_least_a_row(sample_bgr):
     assert np.array_equal(same, bgr) and not np.shares_memory(same, bgr)
     strip = _bgr_frame(np.zeros((1, 1000, 3), np.uint8))
     assert frame_to_bgr(strip, 10).shape == (1, 10, 3)
+
+
+def test_boxes_are_drawn_scaled_with_their_top1_label():
+    """Rects in source pixels, drawn on an image half the size: each outline where the box
+    is, in its colour; a label only for a box with a top-1."""
+    grey = np.full((240, 320, 3), 128, np.uint8)
+    boxes = [((100, 80, 200, 160), HYPS[0]), ((400, 300, 100, 100), None)]
+    out = draw_boxes(grey.copy(), boxes, scale=0.5)
+    # the first box: (50, 40) to (149, 119) on the half-size image, 2 px outline
+    assert tuple(out[80, 50]) == BOX_COLOURS[0] and tuple(out[80, 149]) == BOX_COLOURS[0]
+    assert tuple(out[119, 100]) == BOX_COLOURS[0]
+    assert tuple(out[80, 100]) == (128, 128, 128)            # inside: untouched
+    assert tuple(out[175, 200]) == BOX_COLOURS[1]            # the second box's left edge
+    # the label sits on a filled bar of the box's colour above its top-left corner
+    bar = out[28:39, 52:80]
+    assert (np.all(bar == BOX_COLOURS[0], axis=2).mean() > 0.5 and
+            np.any(bar[..., 1] < 100))                         # dark glyphs on the bar
+    # no label for the box without a top-1: nothing drawn above it
+    assert np.all(out[140:149, 200:240] == 128)
+
+
+def test_the_overlay_worker_draws_the_boxes_it_is_given():
+    bgr = np.full((240, 320, 3), 90, np.uint8)
+    got = []
+    worker = OverlayWorker('tiny', width=0)
+    try:
+        worker.submit('cam', _bgr_frame(bgr), [], 'm', lambda image, meta: got.append(image),
+                      boxes=[((200, 100, 60, 60), HYPS[1])])
+        assert wait_until(lambda: got)
+    finally:
+        worker.stop()
+    assert tuple(got[0][130, 200]) == BOX_COLOURS[0]
+    assert np.all(bgr == 90)                                  # the caller's frame untouched

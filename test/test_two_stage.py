@@ -18,6 +18,7 @@ from edge_classifier.encode import encode_raw
 from edge_classifier.tools.sample_camera import load_frames, mosaic
 
 from ros_helpers import Harness, ros_process, stop, wait_for
+from test_node import small
 from test_robustness import Diagnostics
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -99,6 +100,14 @@ def test_mosaic_tiles_get_the_top1_of_each_tile_classified_alone(ros, tmp_path):
 
 
 @pytest.fixture(scope='module')
+def photos(sample_bgr):
+    """The sample photos at 240 px high: frames the test's own process can publish back to
+    back (without the large-frames DDS profile, frames over ~512 KiB published in a burst
+    are repaired by the reliable protocol seconds later: README, QoS and large frames)."""
+    return {name: small(bgr) for name, bgr in sample_bgr.items()}
+
+
+@pytest.fixture(scope='module')
 def pair_node(ros):
     proc = ros_process('edge_classifier.node', {
         'image_topics': ['/front/image', '/rear/image'],
@@ -136,10 +145,9 @@ def whole(bgr):
     return (w / 2, h / 2, w, h)
 
 
-def test_detections_after_and_before_their_image_are_paired(pair_node, sample_bgr,
-                                                            classifier):
+def test_detections_after_and_before_their_image_are_paired(pair_node, photos, classifier):
     _, outputs, pubs, _ = pair_node
-    coffee = sample_bgr['coffee']
+    coffee = photos['coffee']
     expected = classifier.classify(_frame(coffee))
     for stamp, first, second in ((11, 'front_image', 'front_det'),     # detector behind
                                  (12, 'front_det', 'front_image')):    # detections first
@@ -161,10 +169,10 @@ def _frame(bgr):
     return image_to_frame(raw.encoding, raw.height, raw.width, raw.step, raw.data)
 
 
-def test_images_without_detections_are_dropped_counted(pair_node, sample_bgr):
+def test_images_without_detections_are_dropped_counted(pair_node, photos):
     _, outputs, pubs, diag = pair_node
     before = diag.value(f'/front/image: {PAIRING}', '0/0/0/0/0/0/0').split('/')
-    pubs['front_image'].publish(image_msg(sample_bgr['coffee'], 21))   # never detected
+    pubs['front_image'].publish(image_msg(photos['coffee'], 21))   # never detected
     pubs['front_det'].publish(detections_msg([(10, 10, 20, 20)], 22, 'elsewhere'))
 
     def counted():
@@ -176,25 +184,25 @@ def test_images_without_detections_are_dropped_counted(pair_node, sample_bgr):
     assert not [m for m in outputs if m.header.stamp.sec in (21, 22)]
 
 
-def test_two_cameras_with_their_own_detectors_do_not_mix(pair_node, sample_bgr):
-    _, outputs, pubs, _ = pair_node
-    cat, rocket = sample_bgr['chelsea'], sample_bgr['rocket']
+def test_two_cameras_with_their_own_detectors_do_not_mix(pair_node, photos):
+    _, outputs, pubs, diag = pair_node
+    cat, rocket = photos['chelsea'], photos['rocket']
     # same stamp and frame_id on both cameras: only the topic tells them apart
     pubs['front_image'].publish(image_msg(cat, 31))
     pubs['rear_image'].publish(image_msg(rocket, 31))
     pubs['rear_det'].publish(detections_msg([whole(rocket)], 31, ids=['rear']))
     pubs['front_det'].publish(detections_msg([whole(cat)], 31, ids=['front']))
     assert wait_for(lambda: len([m for m in outputs if m.header.stamp.sec == 31]) == 2,
-                    timeout=20)
+                    timeout=20), '\n'.join(f'{k} = {v}' for k, v in diag.latest.items())
     by_id = {m.detections[0].id: m.detections[0].results[0].hypothesis.class_id
              for m in outputs if m.header.stamp.sec == 31}
     assert by_id['front'] in {'281', '282', '283', '284', '285'}
     assert by_id['rear'] in {'657', '744'}
 
 
-def test_the_bad_box_corpus_is_skipped_counted_and_the_node_goes_on(pair_node, sample_bgr):
+def test_the_bad_box_corpus_is_skipped_counted_and_the_node_goes_on(pair_node, photos):
     _, outputs, pubs, diag = pair_node
-    coffee = sample_bgr['coffee']
+    coffee = photos['coffee']
     h, w = coffee.shape[:2]
     corpus = [(np.nan, 10, 10, 10), (10, np.inf, 10, 10), (50, 50, -10, 10),
               (50, 50, 10, -np.inf), (-500, -500, 10, 10), (w + 100, 10, 10, 10),
@@ -211,8 +219,10 @@ def test_the_bad_box_corpus_is_skipped_counted_and_the_node_goes_on(pair_node, s
     rng = np.random.default_rng(5)
     many = np.column_stack([rng.uniform(0, w, 10000), rng.uniform(0, h, 10000),
                             rng.uniform(20, 200, 10000), rng.uniform(20, 200, 10000)])
-    pubs['front_image'].publish(image_msg(coffee, 42))
+    # (detections first: a 10,000-box array takes longer over DDS than detection_timeout
+    # under load, so its image would be gone before it arrives)
     pubs['front_det'].publish(detections_msg(many, 42))
+    pubs['front_image'].publish(image_msg(coffee, 42))
     msg = output_for(outputs, 42, timeout=60)
     assert len(msg.detections) == 10000
     assert sum(1 for d in msg.detections if d.results) == 4
@@ -223,3 +233,23 @@ def test_the_bad_box_corpus_is_skipped_counted_and_the_node_goes_on(pair_node, s
     pubs['front_image'].publish(image_msg(coffee, 43))
     pubs['front_det'].publish(detections_msg([whole(coffee)], 43))
     assert output_for(outputs, 43).detections[0].results[0].hypothesis.class_id == '967'
+
+
+def test_the_overlay_draws_the_boxes_while_watched(pair_node, ros, photos):
+    from edge_classifier.overlay import BOX_COLOURS
+    _, outputs, pubs, _ = pair_node
+    overlays = ros.collect(Image, '/ts/cls/overlay', 1)
+    coffee = photos['coffee']                          # 360x240; overlay 640 px wide
+    box = (180, 120, 120, 90)                          # x 120..239, y 75..164
+    for stamp in range(51, 71):   # until the node has seen the overlay's subscriber
+        pubs['front_image'].publish(image_msg(coffee, stamp))
+        pubs['front_det'].publish(detections_msg([box], stamp))
+        if wait_for(lambda: overlays, timeout=0.5):
+            break
+    assert overlays, 'no overlay while /ts/cls/overlay is watched'
+    last = overlays[-1]
+    image = np.frombuffer(last.data, np.uint8).reshape(last.height, last.width, 3)
+    scale = 640 / 360
+    x0, y0 = round(120 * scale), round(75 * scale)
+    assert overlays[-1].width == 640
+    assert tuple(image[y0 + 40, x0]) == BOX_COLOURS[0]   # the box's left edge

@@ -2,6 +2,7 @@
 
     edge-classifier-bench [--model efficientnet_lite0 ...] [--workers 1,2,4,8]
                           [--seconds 10] [--rounds 5] [--json FILE]
+    edge-classifier-bench --two-stage [--boxes 1,4,16] [--workers 2] [--seconds 10]
     (also python -m edge_classifier.tools.bench)
 
 Measured in one run, with ONNX Runtime on this machine's CPU (--backend bpu on the board):
@@ -14,6 +15,12 @@ Measured in one run, with ONNX Runtime on this machine's CPU (--backend bpu on t
     -> backend -> top-k exactly as in the node, conversion overlapping inference;
   * NV12: bgr_to_nv12 vs the RDK zoo's bgr2nv12_opencv on the same 224x224 BGR image, and
     the whole to_nv12 (crop + resize + convert) of a 640x480 frame.
+--two-stage: a detector's boxes (the tiles of a 1x1, 2x2 or 4x4 grid over a 640x480 bgr8
+frame), with the 2 ms BPU stand-in (test/fake_bpu, no CPU: the pipeline's own cost) and
+with EfficientNet-Lite0 on ONNX Runtime: one camera in a closed loop through the WorkerPool
+(crops fan out to the workers), against the same crops classified one by one with
+Classifier.classify in a loop (what a user writes first). Boxes per second and frame
+latency (frame in -> every box classified).
 Bare and pipeline alternate in short rounds (drift on a shared VM then hits both); each
 figure is the median over the rounds, and pipeline / bare is the ratio of those medians.
 """
@@ -35,6 +42,7 @@ from ..encode import encode_raw
 from ..errors import EdgeClassifierError, cli
 from ..frames import image_to_frame
 from ..nv12 import Geometry, bgr_to_nv12, rdk_bgr2nv12, to_nv12
+from ..boxes import crop
 from ..pipeline import Classifier
 from ..pool import WorkerPool
 
@@ -129,6 +137,107 @@ def bench_pipeline(clf, workers, seconds, warmup=0.3):
     return {'fps': len(done) / seconds, 'latency_ms_p50': p50, 'latency_ms_p99': p99}
 
 
+def grid_boxes(n, width=640, height=480):
+    """n boxes (1, 4, 16, ...: a square number) tiling a width x height frame."""
+    side = int(round(n ** 0.5))
+    if side * side != n:
+        raise EdgeClassifierError(f'--boxes: {n} is not a square number (1, 4, 9, 16, ...)')
+    w, h = width / side, height / side
+    return np.array([((c + 0.5) * w, (r + 0.5) * h, w, h)
+                     for r in range(side) for c in range(side)])
+
+
+def bench_boxes_pipeline(clf, workers, boxes, seconds, warmup=0.3):
+    """One camera with its detector, closed loop: a frame's result triggers the next."""
+    raw = encode_raw(_test_image(), 'bgr8')
+    t_start = time.perf_counter()
+    measure_from, stop_at = t_start + warmup, t_start + warmup + seconds
+    done, pool = [], None
+
+    def make_frame():
+        return image_to_frame('bgr8', raw.height, raw.width, raw.step, raw.data)
+
+    def on_result(result):
+        now = time.perf_counter()
+        if now >= measure_from:
+            done.append(result.end_to_end_s)
+        if now < stop_at:
+            pool.submit(result.source, make_frame, boxes=lambda: boxes)
+
+    pool = WorkerPool(clf, workers, on_result=on_result).start()
+    pool.submit('/camera', make_frame, boxes=lambda: boxes)
+    time.sleep(max(0.0, stop_at - time.perf_counter()))
+    pool.stop()
+    p50, p99 = _percentiles(done)
+    return {'boxes_per_s': len(done) * len(boxes) / seconds, 'frame_ms_p50': p50,
+            'frame_ms_p99': p99}
+
+
+def bench_boxes_loop(clf, boxes, seconds, warmup=0.3):
+    """The same crops classified one by one with Classifier.classify, frame after frame."""
+    raw = encode_raw(_test_image(), 'bgr8')
+    plan = None
+    times = []
+    t_start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        if t0 >= t_start + warmup + seconds:
+            break
+        frame = image_to_frame('bgr8', raw.height, raw.width, raw.step, raw.data)
+        if plan is None:
+            plan, _ = clf.convert_boxes(frame, boxes)
+        for _, rect in plan.kept:
+            clf.classify(crop(frame, rect))
+        if t0 >= t_start + warmup:
+            times.append(time.perf_counter() - t0)
+    p50, p99 = _percentiles(times)
+    return {'boxes_per_s': len(times) * len(boxes) / seconds, 'frame_ms_p50': p50,
+            'frame_ms_p99': p99}
+
+
+def two_stage(args, worker_counts):
+    """The --two-stage table, printed; its rows."""
+    from .node_bench import StandIn
+    print('| model | workers | boxes per frame | loop boxes/s | loop frame p50 ms | '
+          'pipeline boxes/s | pipeline frame p50 ms | pipeline frame p99 ms | '
+          'boxes/s pipeline / loop |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    counts = [int(n) for n in args.boxes.split(',') if n]
+    stand_in = StandIn(2.0)
+    sys.path.insert(0, str(stand_in.fake))  # the fake hobot_dnn (source checkout)
+    cfg = load_config('efficientnet_lite0')
+    models = [('BPU stand-in (2 ms, no CPU)', cfg.replace(backend='bpu',
+                                                          bpu_path=str(stand_in.bin))),
+              (f'{cfg.model_name} (ONNX Runtime)', cfg.replace(backend='onnxruntime'))]
+    rows = []
+    bar = tqdm(total=len(models) * len(worker_counts) * len(counts) * args.rounds,
+               desc='two-stage', file=sys.stderr, leave=False)
+    for name, model_cfg in models:
+        clf = Classifier(model_cfg)
+        for workers in worker_counts:
+            for n in counts:
+                boxes = grid_boxes(n)
+                loops, pipes = [], []
+                for _ in range(args.rounds):
+                    loops.append(bench_boxes_loop(clf, boxes, args.seconds / args.rounds))
+                    pipes.append(bench_boxes_pipeline(clf, workers, boxes,
+                                                      args.seconds / args.rounds))
+                    bar.update()
+                loop, pipe = _median_round(loops), _median_round(pipes)
+                ratio = pipe['boxes_per_s'] / loop['boxes_per_s'] if loop['boxes_per_s'] \
+                    else float('nan')
+                print(f'| {name} | {workers} | {n} | {loop["boxes_per_s"]:.1f} | '
+                      f'{loop["frame_ms_p50"]:.2f} | {pipe["boxes_per_s"]:.1f} | '
+                      f'{pipe["frame_ms_p50"]:.2f} | {pipe["frame_ms_p99"]:.2f} | '
+                      f'{ratio:.2f} |', flush=True)
+                rows.append({'model': name, 'workers': workers, 'boxes': n,
+                             **{f'loop_{k}': v for k, v in loop.items()},
+                             **{f'pipeline_{k}': v for k, v in pipe.items()}})
+        clf.close()
+    bar.close()
+    return rows
+
+
 def _median_round(rounds):
     """Per figure, the median over the alternating rounds."""
     return {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]}
@@ -161,17 +270,33 @@ def bench_nv12(repeats=300):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', nargs='+', default=['efficientnet_lite0'])
-    parser.add_argument('--workers', default='1,2,4,8')
+    parser.add_argument('--workers', default=None,
+                        help='worker counts (default 1,2,4,8; with --two-stage 2)')
     parser.add_argument('--seconds', type=float, default=10.0,
                         help='measuring time per model and worker count, for each mode')
     parser.add_argument('--rounds', type=int, default=5,
                         help='bare and pipeline alternate in this many rounds')
     parser.add_argument('--json', help='also write the rows as JSON to this file')
+    parser.add_argument('--two-stage', action='store_true',
+                        help='benchmark classifying a detector\'s boxes instead (one camera, '
+                             '640x480, the 2 ms BPU stand-in and EfficientNet-Lite0)')
+    parser.add_argument('--boxes', default='1,4,16',
+                        help='with --two-stage: boxes per frame (square numbers)')
     parser.add_argument('--backend', choices=BACKENDS, default='onnxruntime',
                         help='onnxruntime (any machine), bpu (the board: hobot_dnn and the '
                              'compiled .bin), auto (as the config says)')
     args = parser.parse_args(argv)
-    worker_counts = [int(w) for w in args.workers.split(',') if w]
+    workers = args.workers or ('2' if args.two_stage else '1,2,4,8')
+    worker_counts = [int(w) for w in workers.split(',') if w]
+    if args.two_stage:
+        print(f'# edge_classifier two-stage benchmark: boxes of one 640x480 bgr8 camera '
+              f'({args.seconds:g} s per point and mode in {args.rounds} alternating rounds; '
+              f'medians over rounds)\n')
+        rows = two_stage(args, worker_counts)
+        if args.json:
+            with open(args.json, 'w') as fh:
+                json.dump(rows, fh, indent=1)
+        return 0
 
     rows, summary, failed = [], [], []
     what = ('ONNX Runtime on this CPU, not BPU figures' if args.backend == 'onnxruntime'
