@@ -15,7 +15,7 @@ ROS_DOMAIN_ID ?= $(shell echo $$(( RANDOM % 100 + 1 )))
 export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-jazzy demo test test-jazzy check-registry mutation bench clean
+.PHONY: setup setup-jazzy demo demo-two-stage test test-jazzy check-registry mutation bench clean
 setup:
 	@EDGE_CLASSIFIER_VENV=$(VENV) bash standalone/setup_env.sh
 
@@ -26,6 +26,10 @@ setup-jazzy:
 
 demo: setup
 	@$(PY) -m edge_classifier.tools.demo
+
+# the two-stage pipeline: a stand-in detector's boxes (mosaic tiles), each classified
+demo-two-stage: setup
+	@$(PY) -m edge_classifier.tools.demo --two-stage
 
 # No network needed once `make setup` has run (a robot has none).
 test: setup

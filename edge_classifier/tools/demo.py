@@ -2,6 +2,9 @@
 playing the bundled photos; prints the top-5 received on /classification per photo.
 
 Three processes talk over real DDS: sample_camera -> classifier_node -> this printer.
+--two-stage (`make demo-two-stage`): the sample camera is also a stand-in detector (2x2
+mosaics of the photos, each tile a box on /detections); the node classifies each box and
+this prints each tile's top-1 from /classified_detections.
 """
 import argparse
 import os
@@ -15,7 +18,7 @@ from rclpy.executors import ExternalShutdownException
 
 from .. import resources
 from ..ros_main import node_command
-from .echo import Echo
+from .echo import Echo, _name
 
 
 def main(argv=None):
@@ -24,7 +27,11 @@ def main(argv=None):
     parser.add_argument('--encoding', default='bgr8')
     parser.add_argument('--rate', type=float, default=2.0)
     parser.add_argument('--timeout', type=float, default=60.0)
+    parser.add_argument('--two-stage', action='store_true',
+                        help='classify the boxes of a stand-in detector (mosaic tiles)')
     args = parser.parse_args(argv)
+    if args.two_stage:
+        return two_stage(args)
 
     # DDS stays on this machine unless the caller chose otherwise (the children inherit it).
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -53,40 +60,91 @@ def main(argv=None):
     rclpy.init()
     listener = rclpy.create_node('edge_classifier_demo')
     echo = Echo(listener, '/classification', on_message=show)
-    deadline = time.monotonic() + args.timeout
-    status = 0
+    procs = [(node, 'classifier_node'), (camera, 'sample_camera')]
+    status = _spin(listener, procs, lambda: len(seen) >= len(photos), args.timeout,
+                   lambda: f'{len(seen)}/{len(photos)} photos')
+    codes = _stop_all(procs)
+    listener.destroy_node()
+    rclpy.try_shutdown()
+    print(f'received {len(echo.received)} Classification messages covering {len(seen)}/'
+          f'{len(photos)} photos; camera exit {codes[1]}, node exit {codes[0]}', flush=True)
+    return status
+
+
+def two_stage(args):
+    """sample_camera (mosaics + tile boxes) -> classifier_node (detection_topics) -> the
+    top-1 of every tile, once per photo."""
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    photos = [p.stem for p in resources.sample_images()]
+    if not photos:
+        print(f'no sample photos in {resources.samples_dir()}: run make setup', file=sys.stderr)
+        return 2
+    print(f'edge_classifier two-stage demo (ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")})'
+          f': sample_camera (2x2 mosaics of {len(photos)} photos, tiles as boxes on '
+          f'/detections) -> classifier_node (model {args.model}) -> /classified_detections',
+          flush=True)
+    procs = [(subprocess.Popen(node_command('edge_classifier.node', {
+        'model': args.model, 'image_topics': '[/image_raw]',
+        'detection_topics': '[/detections]'})), 'classifier_node'),
+        (subprocess.Popen(node_command('edge_classifier.tools.sample_camera', {
+            'topic': '/image_raw', 'detections_topic': '/detections', 'rate': args.rate})),
+         'sample_camera')]
+    seen = {}
+
+    def show(msg, names):
+        for det in msg.detections:
+            if det.id in seen or not det.results:
+                continue
+            top = det.results[0].hypothesis
+            seen[det.id] = top
+            box = det.bbox
+            print(f'tile {det.id:<12} box {box.size_x:.0f}x{box.size_y:.0f} at '
+                  f'({box.center.position.x:.0f}, {box.center.position.y:.0f}): '
+                  f'{_name(top.class_id, names)} {top.score:.3f}', flush=True)
+
+    rclpy.init()
+    listener = rclpy.create_node('edge_classifier_demo')
+    echo = Echo(listener, '/classified_detections', on_message=show, detections=True,
+                labels='/classification/label_info')
+    status = _spin(listener, procs, lambda: len(seen) >= len(photos), args.timeout,
+                   lambda: f'{len(seen)}/{len(photos)} photos')
+    codes = _stop_all(procs)
+    listener.destroy_node()
+    rclpy.try_shutdown()
+    print(f'received {len(echo.received)} Detection2DArray messages covering {len(seen)}/'
+          f'{len(photos)} photos; camera exit {codes[1]}, node exit {codes[0]}', flush=True)
+    return status
+
+
+def _spin(listener, procs, done, timeout, progress=lambda: ''):
+    deadline = time.monotonic() + timeout
     try:
-        while len(seen) < len(photos):
+        while not done():
             if time.monotonic() > deadline:
-                print(f'timed out after {args.timeout:g} s: got {len(seen)}/{len(photos)} '
-                      f'photos', file=sys.stderr)
-                status = 1
-                break
-            for proc, name in ((node, 'classifier_node'), (camera, 'sample_camera')):
+                print(f'timed out after {timeout:g} s: got {progress()}', file=sys.stderr)
+                return 1
+            for proc, name in procs:
                 if proc.poll() is not None:
                     print(f'{name} exited with {proc.returncode}', file=sys.stderr)
-                    status = 1
-            if status:
-                break
+                    return 1
             rclpy.spin_once(listener, timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C (distro-dependent)
-        status = 130
-    finally:
-        codes = []
-        for proc in (camera, node):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in (camera, node):
-            try:
-                codes.append(proc.wait(timeout=10))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes.append('killed')
-        listener.destroy_node()
-        rclpy.try_shutdown()
-    print(f'received {len(echo.received)} Classification messages covering {len(seen)}/'
-          f'{len(photos)} photos; camera exit {codes[0]}, node exit {codes[1]}', flush=True)
-    return status
+        return 130
+    return 0
+
+
+def _stop_all(procs):
+    for proc, _ in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    codes = []
+    for proc, _ in procs:
+        try:
+            codes.append(proc.wait(timeout=10))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            codes.append('killed')
+    return codes
 
 
 if __name__ == '__main__':

@@ -1,9 +1,12 @@
 """Print the Classification messages a classifier publishes, with class names.
 
     ros2 run edge_classifier classification_echo [--topic classification] [--count N]
+    ros2 run edge_classifier classification_echo --detections [--topic classified_detections]
 
 Class names come from the node's LabelInfo (<topic>/label_info, latched), so this also
-shows a late subscriber getting the label map.
+shows a late subscriber getting the label map. --detections prints the two-stage output
+(vision_msgs/Detection2DArray): each detection's id and its box's top-1; its names come from
+classification/label_info (--labels).
 """
 import argparse
 import sys
@@ -12,7 +15,7 @@ import time
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from vision_msgs.msg import Classification, LabelInfo
+from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 
 
 def format_result(msg, names):
@@ -22,18 +25,38 @@ def format_result(msg, names):
     return f'{msg.header.frame_id:<16} stamp={stamp:.3f}  ' + ' | '.join(parts)
 
 
-class Echo:
-    """Subscribes to a Classification topic and its label map; collects what arrives."""
+def _name(class_id, names):
+    return names.get(int(class_id), class_id) if class_id.isdigit() else class_id
 
-    def __init__(self, node, topic='classification', on_message=None):
+
+def format_detections(msg, names):
+    """One line per Detection2DArray: each detection's id (or index) and its top-1."""
+    stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    parts = []
+    for i, det in enumerate(msg.detections):
+        top = det.results[0].hypothesis if det.results else None
+        parts.append(f'{det.id or i}: ' + (f'{_name(top.class_id, names)} {top.score:.3f}'
+                                           if top is not None else '(skipped)'))
+    return f'{msg.header.frame_id:<16} stamp={stamp:.3f}  ' + ' | '.join(parts)
+
+
+class Echo:
+    """Subscribes to a Classification topic (or, with detections=True, a Detection2DArray
+    topic) and a label map; collects what arrives."""
+
+    def __init__(self, node, topic='classification', on_message=None, detections=False,
+                 labels=None):
         self.node = node
         self.names = {}
         self.received = []
         self.on_message = on_message
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        node.create_subscription(LabelInfo, topic + '/label_info', self._labels, latched)
-        node.create_subscription(Classification, topic, self._result, 10)
+        labels = labels or ('classification/label_info' if detections
+                            else topic + '/label_info')
+        node.create_subscription(LabelInfo, labels, self._labels, latched)
+        node.create_subscription(Detection2DArray if detections else Classification, topic,
+                                 self._result, 10)
 
     def _labels(self, msg):
         self.names = {c.class_id: c.class_name for c in msg.class_map}
@@ -46,15 +69,23 @@ class Echo:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--topic', default='classification',
-                        help='relative names follow --ros-args -r __ns:=...')
+    parser.add_argument('--topic', default=None,
+                        help='classification, or classified_detections with --detections; '
+                             'relative names follow --ros-args -r __ns:=...')
+    parser.add_argument('--detections', action='store_true',
+                        help='the two-stage output: vision_msgs/Detection2DArray')
+    parser.add_argument('--labels', default=None,
+                        help='LabelInfo topic (default <topic>/label_info, with --detections '
+                             'classification/label_info)')
     parser.add_argument('--count', type=int, default=0, help='stop after N messages')
     parser.add_argument('--timeout', type=float, default=0, help='stop after S seconds')
     args, ros_args = parser.parse_known_args(argv)
     rclpy.init(args=ros_args)
     node = rclpy.create_node('classification_echo')
-    echo = Echo(node, args.topic,
-                on_message=lambda msg, names: print(format_result(msg, names), flush=True))
+    topic = args.topic or ('classified_detections' if args.detections else 'classification')
+    fmt = format_detections if args.detections else format_result
+    echo = Echo(node, topic, on_message=lambda msg, names: print(fmt(msg, names), flush=True),
+                detections=args.detections, labels=args.labels)
     deadline = time.monotonic() + args.timeout if args.timeout else None
     try:
         while rclpy.ok() and not (args.count and len(echo.received) >= args.count):

@@ -1,0 +1,44 @@
+"""`make demo` and `make demo-two-stage` (tools/demo.py): three processes over real DDS,
+each photo's result printed once; the exit codes of the camera and the node are 0."""
+import subprocess
+import sys
+
+
+def run_demo(*args):
+    return subprocess.run([sys.executable, '-m', 'edge_classifier.tools.demo', '--rate', '4',
+                           *args], capture_output=True, text=True, timeout=180)
+
+
+def test_demo_prints_the_top5_of_every_photo():
+    proc = run_demo()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith('coffee ') and 'top-5: espresso' in line for line in lines)
+    assert 'covering 6/6 photos; camera exit 0, node exit 0' in lines[-1]
+
+
+def test_two_stage_demo_prints_the_top1_of_every_mosaic_tile():
+    proc = run_demo('--two-stage')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tiles = {line.split()[1]: line for line in proc.stdout.splitlines()
+             if line.startswith('tile ')}
+    assert set(tiles) == {'astronaut', 'camera', 'chelsea', 'coffee', 'motorcycle', 'rocket'}
+    assert 'box 320x240' in tiles['coffee'] and tiles['coffee'].split(': ')[1].startswith(
+        'espresso')
+    assert tiles['chelsea'].split(': ')[1].split()[-2] == 'cat'   # tiger / Egyptian cat
+    assert 'covering 6/6 photos; camera exit 0, node exit 0' in proc.stdout.splitlines()[-1]
+
+
+def test_echo_formats_a_detection_array_with_names_and_skipped_boxes():
+    from vision_msgs.msg import (Detection2D, Detection2DArray, ObjectHypothesis,
+                                 ObjectHypothesisWithPose)
+
+    from edge_classifier.tools.echo import format_detections
+    msg = Detection2DArray()
+    msg.header.frame_id, msg.header.stamp.sec = 'cam', 3
+    msg.detections = [
+        Detection2D(id='shelf-1', results=[ObjectHypothesisWithPose(
+            hypothesis=ObjectHypothesis(class_id='967', score=0.9))]),
+        Detection2D()]
+    assert format_detections(msg, {967: 'espresso'}) == \
+        'cam              stamp=3.000  shelf-1: espresso 0.900 | 1: (skipped)'
