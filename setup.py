@@ -17,6 +17,7 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*']),
+    package_data={package_name: ['web/*']},   # the web view's page
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -38,6 +39,7 @@ setup(
             'classifier_lifecycle_node = edge_classifier.lifecycle_node:main',
             'sample_camera = edge_classifier.tools.sample_camera:main',
             'classification_echo = edge_classifier.tools.echo:main',
+            'web_view = edge_classifier.web_view:main',
             'edge-classifier-bench = edge_classifier.tools.bench:main',
             'edge-classifier-eval = edge_classifier.tools.evaluate:main',
             'edge-classifier-quantize = edge_classifier.tools.quantize:main',

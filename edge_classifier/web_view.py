@@ -1,0 +1,180 @@
+"""web_view: see what the robot sees in a browser (the RDK habit: open http://<board>:8080).
+
+    ros2 run edge_classifier web_view                                   # http://127.0.0.1:8080
+    ros2 run edge_classifier web_view --ros-args -p host:=0.0.0.0 -r __ns:=/robot1
+
+One page shows, live, the classifier's overlay image of a source (a selector when the node
+publishes per-camera outputs), its top-k names with score bars, and the classifier's input
+and classified fps and latency from /diagnostics. The server (webapp.py, tornado) is plain
+Python; this node only wires ROS topics to it. Relative names (`classification`,
+`classification/overlay`): a namespace moves it with the classifier.
+
+Costs nothing while nobody watches: the overlay is subscribed only while a browser streams
+it (and the classifier draws overlays only while they have a subscriber). Read-only, bound
+to the loopback unless `host` says otherwise.
+"""
+import sys
+import threading
+
+import cv2
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Classification, LabelInfo
+
+from .errors import EdgeClassifierError
+from .frames import image_msg_to_frame
+from .overlay import frame_to_bgr
+from .ros_main import run_node
+from .webapp import Hub, Server
+
+NODE_NAME = 'web_view'
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+STATS = ('input_fps', 'classified_fps', 'end_to_end_ms_p50', 'end_to_end_ms_p99', 'model')
+PARAMS = (  # name, default, description, integer range
+    ('host', '127.0.0.1', 'Address the web server binds: 127.0.0.1 = this machine only; '
+                          '0.0.0.0 = every network the robot is on (anyone who can reach it '
+                          'sees the camera).', None),
+    ('port', 8080, 'TCP port of the web server.', (1, 65535)),
+    ('max_clients', 8, 'Browsers served at once; the next one gets a 503 page.', (1, 64)),
+    ('topic', 'classification', 'The classifier\'s output topic (relative: follows the '
+                                'namespace); its overlay is <topic>/overlay.', None),
+    ('classifier', 'edge_classifier', 'Name of the classifier node whose /diagnostics '
+                                      'status the page shows (in this namespace).', None),
+    ('jpeg_quality', 80, 'JPEG quality of the streamed overlay.', (10, 100)),
+)
+
+
+class WebViewError(EdgeClassifierError):
+    """A parameter or a port the web view cannot start with."""
+
+
+class WebView(Node):
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        p = {}
+        for name, default, text, bounds in PARAMS:
+            descriptor = ParameterDescriptor(description=text, read_only=True)
+            if bounds:
+                descriptor.integer_range = [IntegerRange(from_value=bounds[0],
+                                                         to_value=bounds[1], step=1)]
+                descriptor.description += f' Range {bounds[0]}..{bounds[1]}.'
+            value = self.declare_parameter(name, default, descriptor).value
+            if bounds and not (isinstance(value, int) and bounds[0] <= value <= bounds[1]):
+                raise WebViewError(f'parameter {name}: expected an integer from {bounds[0]} '
+                                   f'to {bounds[1]}, got {value!r}')
+            p[name] = value
+        self.params = p
+        self.topic = self.resolve_topic_name(p['topic'])
+        ns = self.get_namespace().rstrip('/')
+        self.classifier_fqn = f'{ns}/{p["classifier"]}'
+        self.names = {}
+        self._subs_lock = threading.Lock()
+        self._overlay_subs = {}
+        self._result_subs = {}
+        self.hub = Hub([self.topic], on_watch=self._watch, on_unwatch=self._unwatch)
+        self.create_subscription(LabelInfo, self.topic + '/label_info', self._labels, LATCHED)
+        self.create_subscription(DiagnosticArray, '/diagnostics', self._diagnostics, 10)
+        self._follow(self.topic)
+        self._discover()
+        self.create_timer(2.0, self._discover)
+        try:
+            self.server = Server(self.hub, p['host'], p['port'], p['max_clients']).start()
+        except OSError as exc:
+            raise WebViewError(f'cannot serve on {p["host"]}:{p["port"]}: {exc.strerror or exc}'
+                               f' (another web_view, or a port in use: set -p port:=...)'
+                               ) from None
+        where = ('this machine only' if p['host'] in ('127.0.0.1', 'localhost', '::1')
+                 else 'every network this machine is on')
+        self.get_logger().info(f'web view of {self.topic} on http://{p["host"]}:'
+                               f'{self.server.port}/ ({where})')
+
+    @property
+    def url(self):
+        return f'http://{self.params["host"]}:{self.server.port}/'
+
+    # ---- sources ------------------------------------------------------------------------
+    def _discover(self):
+        """Per-camera outputs (<image topic>/classification with an overlay) join the
+        selector when the classifier publishes them."""
+        graph = dict(self.get_topic_names_and_types())
+        found = [self.topic] + sorted(
+            t[:-len('/overlay')] for t, types in graph.items()
+            if t.endswith('/classification/overlay') and 'sensor_msgs/msg/Image' in types and
+            t[:-len('/overlay')] != self.topic and
+            'vision_msgs/msg/Classification' in graph.get(t[:-len('/overlay')], []))
+        for source in found:
+            self._follow(source)
+        self.hub.set_sources(found)
+
+    def _follow(self, source):
+        """The source's Classification (cheap: a few numbers), always."""
+        if source in self._result_subs:
+            return
+        self._result_subs[source] = self.create_subscription(
+            Classification, source, lambda msg, s=source: self._result(s, msg), 10)
+
+    # ---- the overlay, only while watched (called from the server's thread) ---------------
+    def _watch(self, source):
+        with self._subs_lock:
+            if source not in self._overlay_subs:
+                self._overlay_subs[source] = self.create_subscription(
+                    Image, source + '/overlay', lambda msg, s=source: self._overlay(s, msg), 1)
+
+    def _unwatch(self, source):
+        with self._subs_lock:
+            sub = self._overlay_subs.pop(source, None)
+            if sub is not None:
+                self.destroy_subscription(sub)
+
+    # ---- callbacks (executor thread) ------------------------------------------------------
+    def _overlay(self, source, msg):
+        try:
+            bgr = frame_to_bgr(image_msg_to_frame(msg))
+            ok, jpeg = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY,
+                                                  self.params['jpeg_quality']])
+        except Exception as exc:  # a frame it cannot show: the page keeps the last one
+            self.get_logger().warning(f'{source}/overlay: cannot show a frame: {exc}',
+                                      throttle_duration_sec=5.0)
+            return
+        if ok:
+            self.hub.frame(source, np.asarray(jpeg).tobytes(), _stamp(msg.header))
+
+    def _labels(self, msg):
+        self.names = {c.class_id: c.class_name for c in msg.class_map}
+
+    def _result(self, source, msg):
+        results = [{'class_id': h.class_id, 'score': float(h.score),
+                    'name': self.names.get(int(h.class_id), h.class_id)
+                    if h.class_id.isdigit() else h.class_id} for h in msg.results]
+        self.hub.state(source, {'results': results, 'frame_id': msg.header.frame_id,
+                                'stamp': _stamp(msg.header)})
+
+    def _diagnostics(self, msg):
+        for status in msg.status:
+            if status.name.split(':', 1)[0] == self.classifier_fqn:
+                values = {kv.key: kv.value for kv in status.values}
+                self.hub.stats({key: values[key] for key in STATS if key in values})
+
+    def destroy_node(self):
+        server = getattr(self, 'server', None)
+        if server is not None:
+            server.stop()
+        return super().destroy_node()
+
+
+def _stamp(header):
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+def main(args=None):
+    return run_node(WebView, NODE_NAME, args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

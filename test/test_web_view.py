@@ -1,0 +1,290 @@
+"""web_view over real DDS and real HTTP: the overlay is subscribed only while a browser
+streams it, a stalled client keeps memory bounded, max_clients + 1 gets a 503 page, no path
+escapes the page's own files; and in a real browser (headless Chromium driven through
+chromedriver's W3C WebDriver API), the page shows the live overlay and the top-1 the
+classifier published."""
+import base64
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Classification
+
+from edge_classifier import resources
+from edge_classifier.postprocess import load_labels
+
+from ros_helpers import Harness, proc_status_kib, ros_process, stop, wait_for
+
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+CHROMEDRIVER = shutil.which('chromedriver')
+NO_BROWSER = ('no headless browser: chromium and chromedriver are not installed (`make '
+              'browser` installs Debian\'s chromium and chromium-driver packages; see README, '
+              '"Web view")')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def ros():
+    harness = Harness('web_view_test')
+    yield harness
+    harness.close()
+
+
+def start_web_view(ns, **params):
+    port = free_port()
+    proc = ros_process('edge_classifier.web_view', {'port': port, **params},
+                       ros_args=['-r', f'__ns:={ns}'])
+    base = f'http://127.0.0.1:{port}'
+
+    def up():
+        try:
+            return urllib.request.urlopen(base + '/state', timeout=1).status == 200
+        except OSError:
+            return False
+
+    assert wait_for(up, timeout=20), f'web_view never served {base}: {proc.stderr.read() if proc.poll() is not None else ""}'
+    return proc, base, port
+
+
+def get(base, path, method='GET'):
+    """(status, body) of a raw request: the path is sent as written (no normalisation)."""
+    host, port = base.split('//')[1].split(':')
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    conn.endheaders()
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, body
+
+
+class StreamReader:
+    """A client of /stream: reads (or, with read=False, never reads) the MJPEG stream."""
+
+    def __init__(self, base, source='', read=True):
+        host, port = base.split('//')[1].split(':')
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        query = f'?source={source}' if source else ''
+        self.sock.sendall(f'GET /stream{query} HTTP/1.1\r\nHost: {host}\r\n\r\n'.encode())
+        self.head = b''
+        if read:
+            while b'\r\n\r\n' not in self.head:
+                self.head += self.sock.recv(4096)
+
+    @property
+    def status(self):
+        return int(self.head.split(b' ', 2)[1])
+
+    def read_some(self, n=65536):
+        return self.sock.recv(n)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_the_overlay_is_subscribed_only_while_a_browser_streams_it(ros):
+    proc, base, _ = start_web_view('/wv1')
+    pub = ros.node.create_publisher(Image, '/wv1/classification/overlay', 1)
+    try:
+        time.sleep(2.0)   # discovery has long matched whatever exists
+        assert pub.get_subscription_count() == 0
+        status, page = get(base, '/')
+        assert status == 200 and b'edge_classifier' in page
+        assert pub.get_subscription_count() == 0          # a page alone does not stream
+        client = StreamReader(base)
+        assert client.status == 200
+        assert wait_for(lambda: pub.get_subscription_count() == 1, timeout=10)
+        second = StreamReader(base)
+        time.sleep(0.5)
+        assert pub.get_subscription_count() == 1          # one subscription, any number of clients
+        client.close()
+        second.close()
+        assert wait_for(lambda: pub.get_subscription_count() == 0, timeout=10)
+    finally:
+        code, _, err, _ = stop(proc)
+    assert code == 0 and 'Traceback' not in err, err
+
+
+def test_a_client_that_never_reads_keeps_memory_bounded(ros):
+    """30 s of 30 Hz 640x480 overlays while one client never reads its stream and another
+    reads: the server's resident memory stays within 25 MiB of where it was at 5 s."""
+    proc, base, _ = start_web_view('/wv2')
+    camera = ros_process('edge_classifier.tools.sample_camera', {
+        'topic': '/wv2/classification/overlay', 'rate': 30.0, 'width': 640, 'height': 480})
+    stalled = StreamReader(base, read=False)
+    reader = StreamReader(base)
+    got = [0]
+    try:
+        deadline = time.monotonic() + 30
+        rss = []
+        while time.monotonic() < deadline:
+            got[0] += len(reader.read_some())
+            if not rss and time.monotonic() > deadline - 25:
+                rss.append(proc_status_kib(proc.pid, 'VmRSS'))
+        rss.append(proc_status_kib(proc.pid, 'VmRSS'))
+        assert got[0] > 30 * 20_000, 'the reading client got almost nothing'
+        assert rss[1] - rss[0] < 25 * 1024, f'RSS grew from {rss[0]} to {rss[1]} KiB'
+    finally:
+        stalled.close()
+        reader.close()
+        stop(camera)
+        code, _, err, _ = stop(proc)
+    assert code == 0 and 'Traceback' not in err, err
+
+
+def test_max_clients_plus_one_gets_503_and_no_path_escapes_the_page(ros):
+    proc, base, _ = start_web_view('/wv3', max_clients=2)
+    clients = []
+    try:
+        clients = [StreamReader(base), StreamReader(base)]
+        assert [c.status for c in clients] == [200, 200]
+        third = StreamReader(base)
+        assert third.status == 503
+        body = third.head
+        while b'</html>' not in body:
+            body += third.read_some()
+        assert b'too many viewers' in body and b'max_clients' in body
+        third.close()
+        status, page = get(base, '/')
+        assert status == 503 and b'max_clients' in page
+        for path in ('/assets/../web_view.py', '/assets/..%2Fweb_view.py', '/../package.xml',
+                     '/assets/../../package.xml', '/assets/%2e%2e/webapp.py', '/assets/',
+                     '/assets/app.js/../../webapp.py', '/etc/passwd'):
+            assert get(base, path)[0] == 404, path
+        assert get(base, '/assets/app.js')[0] == 200
+        assert get(base, '/state?source=/elsewhere')[0] == 404
+        assert get(base, '/', method='POST')[0] == 405      # read-only
+        for client in clients:
+            client.close()
+        assert wait_for(lambda: get(base, '/')[0] == 200, timeout=10)
+    finally:
+        for client in clients:
+            client.close()
+        code, _, err, _ = stop(proc)
+    assert code == 0 and 'Traceback' not in err, err
+
+
+def test_a_port_in_use_fails_at_startup_naming_it():
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = ros_process('edge_classifier.web_view', {'port': port})
+        code, _, err, _ = stop(proc, sig=None, timeout=20)
+    assert code == 2
+    assert f'cannot serve on 127.0.0.1:{port}' in err and 'port' in err
+    assert 'Traceback' not in err
+
+
+class WebDriver:
+    """chromedriver's W3C WebDriver HTTP API, as a test needs it (no client library)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen([CHROMEDRIVER, f'--port={self.port}'],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(self._ready, timeout=20), 'chromedriver did not start'
+        caps = {'browserName': 'chrome', 'pageLoadStrategy': 'eager', 'goog:chromeOptions': {
+            'binary': CHROMIUM, 'args': ['--headless=new', '--no-sandbox', '--disable-gpu',
+                                         '--window-size=1280,800']}}
+        self.session = self._call('POST', '/session',
+                                  {'capabilities': {'alwaysMatch': caps}})['sessionId']
+
+    def _ready(self):
+        try:
+            return self._call('GET', '/status')['ready']
+        except OSError:
+            return False
+
+    def _call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f'http://127.0.0.1:{self.port}{path}', data=data,
+                                         method=method,
+                                         headers={'Content-Type': 'application/json'})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())['value']
+
+    def get(self, url):
+        self._call('POST', f'/session/{self.session}/url', {'url': url})
+
+    def js(self, script):
+        return self._call('POST', f'/session/{self.session}/execute/sync',
+                          {'script': script, 'args': []})
+
+    def screenshot(self, path):
+        Path(path).write_bytes(base64.b64decode(
+            self._call('GET', f'/session/{self.session}/screenshot')))
+
+    def quit(self):
+        try:
+            self._call('DELETE', f'/session/{self.session}')
+        finally:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+PAGE = """return {width: document.getElementById('overlay').naturalWidth,
+                 top1: (document.querySelector('#topk .name') || {}).textContent || '',
+                 stamp: document.getElementById('stamp').textContent,
+                 fps: document.getElementById('classified_fps').textContent};"""
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=NO_BROWSER)
+def test_in_a_real_browser_the_page_shows_the_overlay_and_the_published_top1(ros, tmp_path):
+    node = ros_process('edge_classifier.node', {'image_topics': ['image_raw']},
+                       ros_args=['-r', '__ns:=/wvb'])
+    camera = ros_process('edge_classifier.tools.sample_camera',
+                         {'rate': 2.0, 'frame_id_from_file': True},
+                         ros_args=['-r', '__ns:=/wvb'])
+    results = ros.collect(Classification, '/wvb/classification')
+    proc, base, _ = start_web_view('/wvb')
+    names = load_labels(resources.models_dir() / 'imagenet1k_labels.txt', 1000)
+    browser = None
+    try:
+        browser = WebDriver()
+        browser.get(base + '/')
+        shown = {}
+
+        def live():
+            shown.update(browser.js(PAGE))
+            return shown['width'] > 0 and shown['top1'] and 'fps' in shown['fps']
+
+        assert wait_for(live, timeout=60, interval=0.5), shown
+        assert shown['width'] == 640          # the overlay's width (overlay_width)
+        # the top-1 shown is the top-1 the classifier published for that frame (one this
+        # process received too: its subscription may have matched after the first frames)
+        match = []
+
+        def published():
+            shown.update(browser.js(PAGE))
+            frame_id, _, stamp = shown['stamp'].split()
+            match[:] = [m for m in results if m.header.frame_id == frame_id and
+                        abs(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 -
+                            float(stamp)) < 1e-3]
+            return bool(match)
+
+        assert wait_for(published, timeout=20, interval=0.2), \
+            (shown, [(m.header.frame_id, m.header.stamp) for m in results[-5:]])
+        assert shown['top1'] == names[int(match[0].results[0].class_id)]
+        browser.screenshot(os.environ.get('EDGE_CLASSIFIER_SCREENSHOT',
+                                          str(tmp_path / 'web_view.png')))
+    finally:
+        if browser is not None:
+            browser.quit()
+        for p in (camera, node):
+            stop(p)
+        code, _, err, _ = stop(proc)
+    assert code == 0 and 'Traceback' not in err, err
