@@ -15,7 +15,7 @@ ROS_DOMAIN_ID ?= $(shell echo $$(( RANDOM % 100 + 1 )))
 export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-jazzy demo demo-two-stage test test-jazzy check-registry mutation bench clean
+.PHONY: setup setup-jazzy demo demo-two-stage demo-web browser test test-jazzy check-registry mutation bench clean
 setup:
 	@EDGE_CLASSIFIER_VENV=$(VENV) bash standalone/setup_env.sh
 
@@ -30,6 +30,19 @@ demo: setup
 # the two-stage pipeline: a stand-in detector's boxes (mosaic tiles), each classified
 demo-two-stage: setup
 	@$(PY) -m edge_classifier.tools.demo --two-stage
+
+# the sample camera, the classifier and the web view: open the URL it prints (Ctrl-C stops)
+demo-web: setup
+	@$(PY) -m edge_classifier.tools.demo --web --timeout 0
+
+# A headless browser for the web view's browser test (Debian's chromium and chromium-driver;
+# CI runs it; without them that one test is skipped, saying so).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  echo "[browser] $$(chromium --version 2>/dev/null), $$(chromedriver --version | cut -d' ' -f1-2)"; \
+	else \
+	  $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y chromium chromium-driver; \
+	fi
 
 # No network needed once `make setup` has run (a robot has none).
 test: setup

@@ -45,6 +45,10 @@ ARGUMENTS = [_argument('model')] + [_argument(name) for name in NODE_ARGUMENTS[1
                          'detection_topics): classify each camera\'s detected boxes, published '
                          'on classified_detections; with camera:=sim, the sample camera '
                          'publishes mosaics and their tiles as detections on the first'),
+    ('web', 'false', 'true: also start web_view, the live page of what the robot sees'),
+    ('web_port', '8080', 'web_view\'s TCP port'),
+    ('web_host', '127.0.0.1', 'web_view\'s address: 127.0.0.1 = this machine only; 0.0.0.0 = '
+                              'every network the robot is on (anyone there sees the camera)'),
     ('namespace', '', 'namespace of the nodes and of every relative topic'),
     ('managed', 'false', 'true: start classifier_lifecycle_node (a managed node) instead of '
                          'classifier_node'),
@@ -73,6 +77,7 @@ class LaunchPlan:
     executable: str = 'classifier_node'
     managed: bool = False
     autostart: bool = False
+    web_parameters: Optional[Dict[str, object]] = None
 
 
 def _fail(name, value, expected):
@@ -131,6 +136,18 @@ def plan(values):
             params[name] = _node_value(name, v[name])
     managed = _boolean('managed', v['managed'])
     autostart = _boolean('autostart', v['autostart'])
+    web = None
+    if _boolean('web', v['web']):
+        try:
+            port = int(v['web_port'])
+        except ValueError:
+            port = 0
+        if not 1 <= port <= 65535:
+            _fail('web_port', v['web_port'], 'a TCP port from 1 to 65535')
+        if not v['web_host'].strip() or any(c.isspace() for c in v['web_host'].strip()):
+            _fail('web_host', v['web_host'], 'an address such as 127.0.0.1 or 0.0.0.0')
+        web = {'host': v['web_host'].strip(), 'port': port,
+               'topic': params['output_topic']}
 
     camera = None
     if v['camera'] not in CAMERAS:
@@ -165,7 +182,7 @@ def plan(values):
         _fail('image_topics', v['image_topics'], 'at least one image or compressed topic')
     return LaunchPlan(v['namespace'].strip(), params, camera,
                       'classifier_lifecycle_node' if managed else 'classifier_node',
-                      managed, managed and autostart)
+                      managed, managed and autostart, web)
 
 
 def classifier_failure(executable, returncode, output):

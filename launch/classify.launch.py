@@ -6,6 +6,8 @@
         image_topics:="[front/image_raw, rear/image_raw]" backend:=onnxruntime workers:=4
     ros2 launch edge_classifier classify.launch.py camera:=sim
     ros2 launch edge_classifier classify.launch.py managed:=true autostart:=false
+    ros2 launch edge_classifier classify.launch.py camera:=sim web:=true   # http://127.0.0.1:8080
+    ros2 launch edge_classifier classify.launch.py camera:=sim detections:=detections
 
 Arguments are checked and turned into parameters by edge_classifier.launch_args (tested
 without launch); the node resolves the model (a name from config/ or a YAML path) and
@@ -58,6 +60,10 @@ def _launch_setup(context):
                       namespace=setup.namespace, output='screen', emulate_tty=tty,
                       parameters=[setup.camera_parameters])
         actions.append(camera)
+    if setup.web_parameters is not None:
+        actions.append(Node(package=PACKAGE, executable='web_view', name='web_view',
+                            namespace=setup.namespace, output='screen', emulate_tty=tty,
+                            parameters=[setup.web_parameters]))
     stderr, failure, camera_done = [], [], []
 
     def report_and_shut_down(reason, context):

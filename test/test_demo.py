@@ -42,3 +42,37 @@ def test_echo_formats_a_detection_array_with_names_and_skipped_boxes():
         Detection2D()]
     assert format_detections(msg, {967: 'espresso'}) == \
         'cam              stamp=3.000  shelf-1: espresso 0.900 | 1: (skipped)'
+
+
+def test_web_demo_prints_the_url_and_serves_the_page_until_stopped():
+    import json
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    from ros_helpers import stop, wait_for
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, '-m', 'edge_classifier.tools.demo', '--web',
+                             '--port', str(port), '--timeout', '0', '--rate', '4'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = {}
+
+    def classified():
+        try:
+            with urllib.request.urlopen(f'http://127.0.0.1:{port}/state', timeout=2) as r:
+                state.update(json.loads(r.read()))
+        except OSError:
+            return False
+        return bool(state.get('result'))
+
+    try:
+        assert wait_for(classified, timeout=60), state
+        time.sleep(0.2)
+    finally:
+        code, out, err, _ = stop(proc, sig=signal.SIGINT, timeout=20)
+    assert f'open http://127.0.0.1:{port}/ in a browser' in out
+    assert code == 0, out + err
+    assert 'node exit 0, camera exit 0, web_view exit 0' in out

@@ -249,3 +249,23 @@ def test_bad_detections_arguments_say_what_is_expected(changes, words):
         plan(defaults(**changes))
     for word in words:
         assert word in str(err.value)
+
+
+def test_web_starts_the_web_view_on_the_classifiers_output():
+    assert plan(defaults()).web_parameters is None
+    setup = plan(defaults(web='true', web_port='8090', output_topic='results'))
+    assert setup.web_parameters == {'host': '127.0.0.1', 'port': 8090, 'topic': 'results'}
+    assert plan(defaults(web='true', web_host='0.0.0.0')).web_parameters['host'] == '0.0.0.0'
+
+
+@pytest.mark.parametrize('changes, words', [
+    (dict(web='yes'), ["web:='yes'", 'true or false']),
+    (dict(web='true', web_port='80800'), ["web_port:='80800'", 'from 1 to 65535']),
+    (dict(web='true', web_port='http'), ["web_port:='http'"]),
+    (dict(web='true', web_host=' '), ['web_host', '0.0.0.0']),
+])
+def test_bad_web_arguments_say_what_is_expected(changes, words):
+    with pytest.raises(LaunchArgumentError) as err:
+        plan(defaults(**changes))
+    for word in words:
+        assert word in str(err.value)

@@ -55,7 +55,8 @@ def start_web_view(ns, **params):
         except OSError:
             return False
 
-    assert wait_for(up, timeout=20), f'web_view never served {base}: {proc.stderr.read() if proc.poll() is not None else ""}'
+    assert wait_for(up, timeout=20), \
+        f'web_view never served {base}: {stop(proc)[2] if proc.poll() is not None else ""}'
     return proc, base, port
 
 

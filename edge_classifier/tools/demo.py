@@ -5,6 +5,8 @@ Three processes talk over real DDS: sample_camera -> classifier_node -> this pri
 --two-stage (`make demo-two-stage`): the sample camera is also a stand-in detector (2x2
 mosaics of the photos, each tile a box on /detections); the node classifies each box and
 this prints each tile's top-1 from /classified_detections.
+--web (`make demo-web`): the sample camera, the classifier and web_view; prints the URL to
+open and runs until Ctrl-C (or --timeout).
 """
 import argparse
 import os
@@ -29,9 +31,15 @@ def main(argv=None):
     parser.add_argument('--timeout', type=float, default=60.0)
     parser.add_argument('--two-stage', action='store_true',
                         help='classify the boxes of a stand-in detector (mosaic tiles)')
+    parser.add_argument('--web', action='store_true',
+                        help='also start web_view and print its URL; runs until Ctrl-C '
+                             '(--timeout 0) or --timeout seconds')
+    parser.add_argument('--port', type=int, default=8080, help='web_view\'s port (--web)')
     args = parser.parse_args(argv)
     if args.two_stage:
         return two_stage(args)
+    if args.web:
+        return web(args)
 
     # DDS stays on this machine unless the caller chose otherwise (the children inherit it).
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -113,6 +121,37 @@ def two_stage(args):
     rclpy.try_shutdown()
     print(f'received {len(echo.received)} Detection2DArray messages covering {len(seen)}/'
           f'{len(photos)} photos; camera exit {codes[1]}, node exit {codes[0]}', flush=True)
+    return status
+
+
+def web(args):
+    """sample_camera -> classifier_node -> web_view: the page to open, until Ctrl-C."""
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    procs = [(subprocess.Popen(node_command('edge_classifier.node', {'model': args.model})),
+              'classifier_node'),
+             (subprocess.Popen(node_command('edge_classifier.tools.sample_camera', {
+                 'encoding': args.encoding, 'rate': args.rate,
+                 'frame_id_from_file': 'true'})), 'sample_camera'),
+             (subprocess.Popen(node_command('edge_classifier.web_view', {'port': args.port})),
+              'web_view')]
+    print(f'edge_classifier web demo (ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}): '
+          f'sample_camera -> classifier_node (model {args.model}) -> web_view\n'
+          f'open http://127.0.0.1:{args.port}/ in a browser (Ctrl-C stops)', flush=True)
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    status = 0
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            failed = [(p, name) for p, name in procs if p.poll() is not None]
+            if failed:
+                print(f'{failed[0][1]} exited with {failed[0][0].returncode}', file=sys.stderr)
+                status = 1
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    codes = _stop_all(procs)
+    print(f'stopped: node exit {codes[0]}, camera exit {codes[1]}, web_view exit {codes[2]}',
+          flush=True)
     return status
 
 
