@@ -66,3 +66,18 @@ def test_two_stage_bench_prints_loop_vs_pipeline_per_box_count(tmp_path, default
     stand_in = [r for r in rows if r['model'].startswith('BPU stand-in')]
     # 2 ms per box on the stand-in: a frame of 4 boxes in a loop takes at least 8 ms
     assert stand_in[1]['loop_frame_ms_p50'] >= 8.0
+
+
+def test_node_bench_measures_the_node_with_and_without_a_web_viewer():
+    proc = subprocess.run([sys.executable, '-m', 'edge_classifier.tools.node_bench', '--cases',
+                           'classifier_node', '--rates', '10', '--seconds', '3', '--rounds',
+                           '1', '--cameras-seconds', '0', '--web'],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split(' | ') for line in proc.stdout.splitlines()
+            if line.startswith('| 10 Hz')]
+    assert [r[1] for r in rows] == ['classifier_node',
+                                    'classifier_node + web_view, a browser watching']
+    for row in rows:
+        assert float(row[2]) > 5          # classified fps of a 10 Hz camera
+    assert float(rows[1][6].rstrip(' |')) > 0   # web_view's CPU per frame

@@ -2,7 +2,7 @@
 
     python -m edge_classifier.tools.node_bench [--seconds 20] [--rounds 2]
                                                [--rates 30,flood] [--cameras-seconds 60]
-                                               [--overlay]
+                                               [--overlay] [--web]
 
 Every case is a separate node process fed by sample_camera (640x480 bgr8, the bundled
 photos) while this process subscribes to its output; cases alternate within each round
@@ -22,15 +22,19 @@ process (utime + stime from /proc, over the window), end-to-end p50/p99 (receive
 300 Hz (it publishes as fast as it can). Then four 30 Hz cameras into one node (stand-in
 and Lite0): per-camera classified fps, RSS at start and end, e2e p99, and the node's
 per-source received counts (from its diagnostics), which tell delivery from serving.
-With --overlay, classifier_node also runs with a classification/overlay subscriber.
+With --overlay, classifier_node also runs with a classification/overlay subscriber; with
+--web, with web_view and a client reading its live stream as a browser does (the web
+view's cost: its CPU per classified frame is in the last column).
 """
 import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -152,15 +156,52 @@ class Listener:
             self.node.destroy_subscription(sub)
 
 
-def measure(node, case, rate, seconds, stand_in, cameras=1, overlay=False, tag='nb',
+class WebWatcher:
+    """web_view on `output` plus a client reading its MJPEG stream as fast as it comes (a
+    browser watching)."""
+
+    def __init__(self, output):
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            self.port = s.getsockname()[1]
+        self.proc = _spawn(node_command('edge_classifier.web_view', {
+            'port': self.port, 'topic': output}))
+        self.bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        while not self._stop.is_set():
+            try:
+                with socket.create_connection(('127.0.0.1', self.port), timeout=2) as sock:
+                    sock.sendall(b'GET /stream HTTP/1.1\r\nHost: bench\r\n\r\n')
+                    while not self._stop.is_set():
+                        data = sock.recv(1 << 16)
+                        if not data:
+                            break
+                        self.bytes += len(data)
+            except OSError:
+                time.sleep(0.2)   # not serving yet
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        return _stop(self.proc)
+
+
+def measure(node, case, rate, seconds, stand_in, cameras=1, viewer=None, tag='nb',
             extra=None):
-    """One case: its node + `cameras` sample cameras; figures over a `seconds` window."""
+    """One case: its node + `cameras` sample cameras; figures over a `seconds` window.
+    viewer: None, 'overlay' (an overlay subscriber) or 'web' (web_view and a stream
+    reader)."""
     name = f'{tag}_{case.replace("-", "_")}'
     inputs = [f'/{name}/cam{i}/image' for i in range(cameras)]
     output = f'/{name}/classification'
     listener = Listener(node, output, name)
     overlay_sub = (node.create_subscription(Image, output + '/overlay', lambda m: None, 1)
-                   if overlay else None)
+                   if viewer == 'overlay' else None)
+    web = WebWatcher(output) if viewer == 'web' else None
     cmd, env = _node(case, inputs, output, stand_in, name, extra)
     proc = _spawn(cmd, env)
     cams = [_spawn(node_command('edge_classifier.tools.sample_camera', {
@@ -173,12 +214,16 @@ def measure(node, case, rate, seconds, stand_in, cameras=1, overlay=False, tag='
             raise EdgeClassifierError(f'{case} exited: {proc.stderr.read()[-1500:]}')
         listener.spin_until(lambda: False, 2.0)  # settle
         cpu0, rss0, t0 = _cpu_s(proc.pid), _rss_mib(proc.pid), time.time()
+        web0 = (_cpu_s(web.proc.pid), web.bytes) if web else (0.0, 0)
         listener.window = (t0, t0 + seconds)
         listener.spin_until(lambda: time.time() > t0 + seconds, seconds + 5)
         cpu1, rss1 = _cpu_s(proc.pid), _rss_mib(proc.pid)
+        web1 = (_cpu_s(web.proc.pid), web.bytes) if web else (0.0, 0)
         listener.spin_until(lambda: False, 0.3)  # the last diagnostics
     finally:
         codes = [_stop(cam) for cam in cams] + [_stop(proc)]
+        if web is not None:
+            codes.append(web.close())
         listener.close()
         if overlay_sub is not None:
             node.destroy_subscription(overlay_sub)
@@ -190,7 +235,9 @@ def measure(node, case, rate, seconds, stand_in, cameras=1, overlay=False, tag='
                            for i in range(cameras)],
             'received': [listener.diag.get(f'{t}: {BOOKS_KEY}', '?').split('/')[0]
                          for t in inputs],
-            'rss': (rss0, rss1), 'exit': codes}
+            'rss': (rss0, rss1), 'exit': codes,
+            'web_cpu_ms': (web1[0] - web0[0]) * 1e3 / max(count, 1),
+            'web_kib_s': (web1[1] - web0[1]) / 1024 / seconds}
 
 
 def _median(rows, key):
@@ -208,6 +255,9 @@ def main(argv=None):
                         help='window of the four-camera runs (0: skip them)')
     parser.add_argument('--overlay', action='store_true',
                         help='also run classifier_node with an overlay subscriber')
+    parser.add_argument('--web', action='store_true',
+                        help='also run classifier_node with web_view and a client reading '
+                             'its live stream (a browser watching)')
     parser.add_argument('-p', '--param', action='append', default=[], metavar='KEY:=VALUE',
                         help='a parameter of classifier_node (Lite0), e.g. workers:=1')
     args = parser.parse_args(argv)
@@ -218,9 +268,10 @@ def main(argv=None):
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
         parser.error(f'unknown case(s) {unknown}; expected {", ".join(CASES)}')
-    variants = [(c, False) for c in cases]
-    if args.overlay and 'classifier_node' in cases:
-        variants.append(('classifier_node', True))
+    variants = [(c, None) for c in cases]
+    for viewer in ('overlay', 'web'):
+        if getattr(args, viewer) and 'classifier_node' in cases:
+            variants.append(('classifier_node', viewer))
     stand_in = StandIn()
     rclpy.init()
     node = rclpy.create_node('node_bench')
@@ -230,11 +281,11 @@ def main(argv=None):
     try:
         for _ in range(args.rounds):
             for rate in rates:
-                for case, overlay in variants:
-                    bar.set_postfix_str(f'{case}{" +overlay" if overlay else ""} at '
+                for case, viewer in variants:
+                    bar.set_postfix_str(f'{case}{f" +{viewer}" if viewer else ""} at '
                                         f'{"flood" if rate == FLOOD_HZ else f"{rate:g} Hz"}')
-                    results.setdefault((rate, case, overlay), []).append(
-                        measure(node, case, rate, args.seconds, stand_in, overlay=overlay,
+                    results.setdefault((rate, case, viewer), []).append(
+                        measure(node, case, rate, args.seconds, stand_in, viewer=viewer,
                                 extra=extra))
                     bar.update()
         cameras = {}
@@ -250,13 +301,17 @@ def main(argv=None):
         rclpy.try_shutdown()
     print(f'# node benchmark: 640x480 bgr8 camera, {args.seconds:g} s per case, medians of '
           f'{args.rounds} alternating rounds (this CPU; ONNX Runtime, not BPU figures)\n')
-    print('| camera | case | classified fps | CPU ms / frame | e2e p50 ms | e2e p99 ms |')
-    print('|---|---|---|---|---|---|')
-    for (rate, case, overlay), rows in results.items():
-        label = case + (' + overlay viewer' if overlay else '')
-        print(f'| {"flood" if rate == FLOOD_HZ else f"{rate:g} Hz"} | {label} | '
+    web = any(viewer == 'web' for _, _, viewer in results)
+    print('| camera | case | classified fps | CPU ms / frame | e2e p50 ms | e2e p99 ms |'
+          + (' web_view CPU ms / frame |' if web else ''))
+    print('|---|---|---|---|---|---|' + ('---|' if web else ''))
+    labels = {None: '', 'overlay': ' + overlay viewer', 'web': ' + web_view, a browser watching'}
+    for (rate, case, viewer), rows in results.items():
+        print(f'| {"flood" if rate == FLOOD_HZ else f"{rate:g} Hz"} | {case}{labels[viewer]} | '
               f'{_median(rows, "fps"):.1f} | {_median(rows, "cpu_ms"):.1f} | '
-              f'{_median(rows, "p50"):.1f} | {_median(rows, "p99"):.1f} |')
+              f'{_median(rows, "p50"):.1f} | {_median(rows, "p99"):.1f} |' +
+              ((f' {_median(rows, "web_cpu_ms"):.1f} |' if viewer == 'web' else ' |')
+               if web else ''))
     if cameras:
         print(f'\n# four 30 Hz cameras into one node (2 workers), {args.cameras_seconds:g} s\n')
         print('| case | classified fps per camera | total | received per camera (node) | '
