@@ -58,8 +58,11 @@ def workspace(tmp_path_factory):
 def test_colcon_build_installs_executables_configs_and_the_ament_index(workspace):
     ws, _ = workspace
     install = ws / 'install' / 'edge_classifier'
-    for exe in ('classifier_node', 'sample_camera', 'classification_echo'):
+    for exe in ('classifier_node', 'sample_camera', 'classification_echo', 'web_view'):
         assert (install / 'lib' / 'edge_classifier' / exe).is_file(), exe
+    # the web view's page is installed with the package (package_data)
+    pages = list(install.glob('lib/python3*/site-packages/edge_classifier/web/index.html'))
+    assert pages, sorted(str(p) for p in install.rglob('web/*'))
     share = install / 'share' / 'edge_classifier'
     assert (share / 'config' / 'efficientnet_lite0.yaml').is_file()
     assert (share / 'config' / 'mobilenetv3.yaml').is_file()
