@@ -20,7 +20,7 @@ ROSDEP_KEYS = {
     'diagnostic_msgs': 'diagnostic_msgs', 'ament_index_python': 'ament_index_python',
     'launch': 'launch', 'launch_ros': 'launch_ros',
     'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml',
-    'tqdm': 'python3-tqdm',
+    'tqdm': 'python3-tqdm', 'tornado': 'python3-tornado',
 }
 # Imported, deliberately not in package.xml (the guide: pip-only pieces stay out of it).
 NOT_DECLARED = {
