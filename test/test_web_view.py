@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -194,13 +195,15 @@ class WebDriver:
     """chromedriver's W3C WebDriver HTTP API, as a test needs it (no client library)."""
 
     def __init__(self):
+        self.profile = tempfile.mkdtemp(prefix='edge_classifier_chromium_')
         self.port = free_port()
         self.proc = subprocess.Popen([CHROMEDRIVER, f'--port={self.port}'],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert wait_for(self._ready, timeout=20), 'chromedriver did not start'
         caps = {'browserName': 'chrome', 'pageLoadStrategy': 'eager', 'goog:chromeOptions': {
             'binary': CHROMIUM, 'args': ['--headless=new', '--no-sandbox', '--disable-gpu',
-                                         '--window-size=1280,800']}}
+                                         '--window-size=1280,800',
+                                         f'--user-data-dir={self.profile}']}}
         self.session = self._call('POST', '/session',
                                   {'capabilities': {'alwaysMatch': caps}})['sessionId']
 
@@ -235,6 +238,7 @@ class WebDriver:
         finally:
             self.proc.terminate()
             self.proc.wait(10)
+            shutil.rmtree(self.profile, ignore_errors=True)
 
 
 PAGE = """return {width: document.getElementById('overlay').naturalWidth,
