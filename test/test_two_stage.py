@@ -253,3 +253,13 @@ def test_the_overlay_draws_the_boxes_while_watched(pair_node, ros, photos):
     x0, y0 = round(120 * scale), round(75 * scale)
     assert overlays[-1].width == 640
     assert tuple(image[y0 + 40, x0]) == BOX_COLOURS[0]   # the box's left edge
+
+
+def test_detection_topics_must_pair_with_the_image_topics():
+    proc = ros_process('edge_classifier.node', {
+        'image_topics': ['/a/image', '/b/image'], 'detection_topics': ['/a/detections']})
+    code, _, err, _ = stop(proc, sig=None, timeout=30)
+    assert code == 2, err
+    assert 'parameter detection_topics' in err and '1 topic(s) for 2 image topic(s)' in err
+    assert 'one Detection2DArray topic per entry of image_topics' in err
+    assert 'Traceback' not in err

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Classification
+from vision_msgs.msg import Classification, ObjectHypothesis
 
 from edge_classifier import resources
 from edge_classifier.postprocess import load_labels
@@ -291,5 +291,33 @@ def test_in_a_real_browser_the_page_shows_the_overlay_and_the_published_top1(ros
             browser.quit()
         for p in (camera, node):
             stop(p)
+        code, _, err, _ = stop(proc)
+    assert code == 0 and 'Traceback' not in err, err
+
+
+def test_per_camera_outputs_join_the_selector(ros):
+    """A classifier with per_source_output publishes <image>/classification and its overlay:
+    the page offers them next to the merged output, and serves their state."""
+    proc, base, _ = start_web_view('/wv5')
+    result = ros.node.create_publisher(Classification, '/wv5/front/image_raw/classification', 10)
+    overlay = ros.node.create_publisher(Image, '/wv5/front/image_raw/classification/overlay', 1)
+    try:
+        def listed():
+            return json.loads(get(base, '/state')[1])['sources'] == [
+                '/wv5/classification', '/wv5/front/image_raw/classification']
+
+        assert wait_for(listed, timeout=15), get(base, '/state')
+        msg = Classification()
+        msg.header.frame_id = 'front'
+        msg.results = [ObjectHypothesis(class_id='967', score=0.9)]
+
+        def state():
+            result.publish(msg)
+            body = json.loads(get(base, '/state?source=/wv5/front/image_raw/classification')[1])
+            return body['result'] and body['result']['results'][0]['class_id'] == '967'
+
+        assert wait_for(state, timeout=15)
+        assert overlay.get_subscription_count() == 0
+    finally:
         code, _, err, _ = stop(proc)
     assert code == 0 and 'Traceback' not in err, err
