@@ -13,9 +13,9 @@ detections each) for at most `timeout` seconds:
 Rules, per source:
   - a pair is handed on at once (on_pair runs under the pairing's lock, so pairs of a source
     are handed on in the order they were made);
-  - never back in time: once a pair of stamp t is made, images and detections stamped
-    before t that still wait are dropped (their partner never comes: a detector answers in
-    order), and later arrivals stamped t or earlier are dropped on arrival;
+  - never back in time: once a pair of stamp t is made, images and detections stamped t
+    or earlier that still wait are dropped (their partner never comes: a detector answers
+    in order), and later arrivals stamped t or earlier are dropped on arrival;
   - a full cache drops its oldest entry; an entry older than `timeout` is dropped.
 
 Books per source (PairingStats): images = paired + images_unmatched + images_waiting, and
@@ -51,8 +51,9 @@ class _Side:
         self.waiting = {}
 
     def pop_older(self, stamp):
-        """Remove the entries stamped before `stamp`: how many."""
-        old = [k for k in self.waiting if k[:2] < stamp]
+        """Remove the entries stamped `stamp` or earlier (whatever their frame_id: they could
+        never pair now, their partners would come too late): how many."""
+        old = [k for k in self.waiting if k[:2] <= stamp]
         for k in old:
             del self.waiting[k]
         return len(old)

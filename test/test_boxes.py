@@ -141,3 +141,52 @@ def test_classify_boxes_names_each_tile_of_a_mosaic(classifier, sample_bgr):
         alone = classifier.classify(image_to_frame('bgr8', tile.shape[0], tile.shape[1],
                                                    tile.shape[1] * 3, tile.tobytes()))
         assert result == alone, name
+
+
+def test_boxes_are_float64_and_bad_numbers_raise_no_warning():
+    import warnings
+    assert as_boxes([(1, 2, 3, 4)]).dtype == np.float64
+    corpus = [(np.nan, 1, 2, 3), (np.inf, -np.inf, 1, 1), (1e308, 1e308, 1e308, 1e308),
+              (-1e308, 5, 1e308, 1e308)]
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')   # NaN and overflow arithmetic stays silent
+        plan = plan_boxes(corpus, W, H, BoxOptions(expand=10, square=True))
+    assert plan.rects == [None] * 4
+
+
+def test_zero_sizes_are_invalid_and_sub_pixel_sizes_small():
+    plan = plan_boxes([(100, 100, 0, 40), (100, 100, 40, 0), (100, 100, 0.5, 40),
+                       (100, 100, 40, 0.5)], W, H)
+    assert plan.skipped == {'invalid': 2, 'small': 2}
+
+
+def test_a_box_beside_the_image_is_outside_not_a_sliver():
+    plan = plan_boxes([(-100, 100, 40, 40), (100, -100, 40, 40), (W + 100, 100, 40, 40),
+                       (100, H + 100, 40, 40)], W, H, BoxOptions(min_size=1))
+    assert plan.skipped == {'outside': 4}
+
+
+def test_align_two_on_odd_edges_and_an_odd_image():
+    plan = plan_boxes([(100, 50.5, 10, 11)], W, H, BoxOptions(min_size=2), align=2)
+    assert plan.rects == [(94, 44, 12, 12)]          # y0 45 -> 44, y1 56 stays
+    plan = plan_boxes([(638, 476, 10, 10)], 641, 479, BoxOptions(min_size=2), align=2)
+    assert plan.rects == [(632, 470, 8, 8)]           # never past the last even column/row
+
+
+def test_equal_boxes_over_the_limit_keep_the_first():
+    plan = plan_boxes([(50 + i, 60, 20, 20) for i in range(40)], W, H,
+                      BoxOptions(max_boxes=10))
+    assert [i for i, _ in plan.kept] == list(range(10))
+
+
+def test_nv12_crops_of_odd_boxes_are_even_through_the_classifier(classifier):
+    bgr = np.random.default_rng(2).integers(0, 255, (H, W, 3), np.uint8)
+    raw = encode_raw(bgr, 'nv12')
+    frame = image_to_frame(raw.encoding, raw.height, raw.width, raw.step, raw.data)
+    plan, crops = classifier.convert_boxes(frame, [(101, 51, 21, 23), (333.3, 97.7, 45, 31)])
+    for x, y, w, h in plan.rects:
+        assert x % 2 == y % 2 == w % 2 == h % 2 == 0
+    bgr_frame = image_to_frame('bgr8', H, W, W * 3, bgr.tobytes())
+    plan_bgr, _ = classifier.convert_boxes(bgr_frame, [(101, 51, 21, 23)])
+    assert plan_bgr.rects == [(90, 39, 22, 24)]       # BGR crops need no alignment
+    assert len(crops) == 2

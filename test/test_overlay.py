@@ -245,3 +245,34 @@ def test_the_overlay_worker_draws_the_boxes_it_is_given():
         worker.stop()
     assert tuple(got[0][130, 200]) == BOX_COLOURS[0]
     assert np.all(bgr == 90)                                  # the caller's frame untouched
+
+
+def test_box_labels_have_the_text_size_of_the_image_width_and_follow_unlabelled_boxes():
+    """An 1800 px wide image: label text at the 0.8 cap; the bar is exactly the text's
+    size plus its margins, its glyphs dark and antialiased; a box without a top-1 before
+    it does not stop the labels of the boxes after it."""
+    width, height = 1800, 1200
+    grey = np.full((height, width, 3), 128, np.uint8)
+    label = f'{HYPS[0].class_name} {HYPS[0].score:.2f}'
+    (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 1)
+    x0, y0 = 400, 300
+    out = draw_boxes(grey.copy(), [((100, 100, 50, 50), None),
+                                   ((x0, y0, 300, 200), HYPS[0])])
+    colour = BOX_COLOURS[1]
+    top, bottom = y0 - th - base - 2, y0            # the bar sits on the box's top edge
+    bar = np.all(out == colour, axis=2)
+    rows = np.flatnonzero(bar[:, x0 + tw + 2])      # a column right of the text
+    assert rows.min() == top and rows.max() >= bottom
+    assert not bar[top - 1, x0 + tw + 2]
+    cols = np.flatnonzero(bar[top + 1])             # the bar's top row: no glyph
+    assert cols.min() == x0 and cols.max() == x0 + tw + 4
+    assert not bar[top + 1, x0 + tw + 5]
+    inside = out[top:bottom, x0:x0 + tw + 5]
+    dark = np.all(inside < 60, axis=2)
+    shades = ~np.all(inside == colour, axis=2) & ~dark
+    assert dark.any() and shades.any()              # black glyphs, antialiased edges
+    # the box outline: its last column and row are drawn, the next ones are not
+    x1, y1 = x0 + 300 - 1, y0 + 200 - 1
+    assert np.all(out[y0 + 100, x1] == colour) and np.all(out[y1, x0 + 150] == colour)
+    assert np.all(out[y0 + 100, x1 + 2] == 128) and np.all(out[y1 + 2, x0 + 150] == 128)
+    assert np.all(out[y0 + 100, x0 + 150] == 128)   # the inside untouched

@@ -157,3 +157,59 @@ def test_books_balance_under_concurrent_arrivals():
 def test_a_timeout_must_be_positive():
     with pytest.raises(ValueError, match='positive'):
         Pairing(0, lambda *a: None)
+
+
+def test_after_a_pair_nothing_of_that_stamp_or_older_waits_or_is_taken(setup):
+    """Other frame_ids of the pair's stamp could never pair now: dropped at once, whether
+    they wait already or arrive later."""
+    pairing, pairs, _ = setup
+    pairing.image('a', key(5, 'left'), 'left5')
+    pairing.detections('a', key(3, 'right'), 'det3')
+    pairing.detections('a', key(5, 'right'), 'det5')
+    pairing.image('a', key(5, 'right'), 'right5')
+    assert pairs == [('a', 'right5', 'det5')]
+    s = books(pairing)['a']
+    assert (s.images_waiting, s.detections_waiting) == (0, 0)
+    assert (s.images_unmatched, s.detections_orphaned) == (1, 1)
+    pairing.image('a', key(5, 'other'), 'late')          # same stamp, another frame: stale
+    pairing.detections('a', key(5, 'other'), 'late')
+    s = books(pairing)['a']
+    assert (s.images_unmatched, s.detections_orphaned, len(pairs)) == (2, 2, 1)
+
+
+def test_a_full_cache_drops_what_arrived_first_not_the_lowest_stamp():
+    clock, pairs = Clock(), []
+    pairing = Pairing(0.5, lambda s, i, d: pairs.append(i), capacity=2, clock=clock)
+    for t, payload in ((5, 'b'), (3, 'z'), (7, 'a')):   # arrival order differs from stamps
+        clock.now += 0.01
+        pairing.image('a', key(t), payload)
+    pairing.detections('a', key(3), 'det')               # 3 still waits: 5 was dropped
+    assert pairs == ['z']
+
+
+def test_a_cache_of_one_holds_one():
+    pairing = Pairing(0.5, lambda *a: None, capacity=1)
+    pairing.image('a', key(1), 1)
+    pairing.image('a', key(2), 2)
+    s = books(pairing)['a']
+    assert (s.images_waiting, s.images_unmatched) == (1, 1)
+
+
+def test_the_timeout_is_exclusive(setup):
+    pairing, _, clock = setup
+    pairing.image('a', key(1), 'img')
+    clock.now += 0.5                                      # exactly the timeout: still waits
+    pairing.expire()
+    assert books(pairing)['a'].images_waiting == 1
+    clock.now += 1e-6
+    pairing.expire()
+    assert books(pairing)['a'].images_unmatched == 1
+
+
+def test_balanced_needs_both_sides():
+    from edge_classifier.pairing import PairingStats
+    good = PairingStats(images=2, detections=2, paired=1, images_waiting=1,
+                        detections_orphaned=1)
+    assert good.balanced()
+    assert not PairingStats(images=2, detections=3, paired=1, images_waiting=1).balanced()
+    assert not PairingStats(images=3, detections=2, paired=1, detections_waiting=1).balanced()
