@@ -226,9 +226,10 @@ def test_boxes_are_drawn_scaled_with_their_top1_label():
     assert tuple(out[80, 100]) == (128, 128, 128)            # inside: untouched
     assert tuple(out[175, 200]) == BOX_COLOURS[1]            # the second box's left edge
     # the label sits on a filled bar of the box's colour above its top-left corner
+    # (> 30 % of the bar's colour: Jazzy's OpenCV antialiases more of it than 5.0 does)
     bar = out[28:39, 52:80]
-    assert (np.all(bar == BOX_COLOURS[0], axis=2).mean() > 0.5 and
-            np.any(bar[..., 1] < 100))                         # dark glyphs on the bar
+    assert np.all(bar == BOX_COLOURS[0], axis=2).mean() > 0.3
+    assert np.any(bar[..., 1] < 100)                          # dark glyphs on the bar
     # no label for the box without a top-1: nothing drawn above it
     assert np.all(out[140:149, 200:240] == 128)
 
