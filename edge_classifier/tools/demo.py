@@ -36,10 +36,6 @@ def main(argv=None):
                              '(--timeout 0) or --timeout seconds')
     parser.add_argument('--port', type=int, default=8080, help='web_view\'s port (--web)')
     args = parser.parse_args(argv)
-    if args.two_stage:
-        return two_stage(args)
-    if args.web:
-        return web(args)
 
     # DDS stays on this machine unless the caller chose otherwise (the children inherit it).
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -47,6 +43,10 @@ def main(argv=None):
     if not photos:
         print(f'no sample photos in {resources.samples_dir()}: run make setup', file=sys.stderr)
         return 2
+    if args.two_stage:
+        return two_stage(args, photos)
+    if args.web:
+        return web(args)
     print(f'edge_classifier demo (ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}): '
           f'sample_camera ({len(photos)} photos, {args.encoding}, {args.rate:g} Hz) -> '
           f'classifier_node (model {args.model}) -> /classification', flush=True)
@@ -65,28 +65,14 @@ def main(argv=None):
                          for h in msg.results)
         print(f'{name:<12} top-5: {top}', flush=True)
 
-    rclpy.init()
-    listener = rclpy.create_node('edge_classifier_demo')
-    echo = Echo(listener, '/classification', on_message=show)
-    procs = [(node, 'classifier_node'), (camera, 'sample_camera')]
-    status = _spin(listener, procs, lambda: len(seen) >= len(photos), args.timeout,
-                   lambda: f'{len(seen)}/{len(photos)} photos')
-    codes = _stop_all(procs)
-    listener.destroy_node()
-    rclpy.try_shutdown()
-    print(f'received {len(echo.received)} Classification messages covering {len(seen)}/'
-          f'{len(photos)} photos; camera exit {codes[1]}, node exit {codes[0]}', flush=True)
-    return status
+    return _listen([(node, 'classifier_node'), (camera, 'sample_camera')], seen, photos,
+                   args.timeout, 'Classification',
+                   dict(topic='/classification', on_message=show))
 
 
-def two_stage(args):
+def two_stage(args, photos):
     """sample_camera (mosaics + tile boxes) -> classifier_node (detection_topics) -> the
     top-1 of every tile, once per photo."""
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    photos = [p.stem for p in resources.sample_images()]
-    if not photos:
-        print(f'no sample photos in {resources.samples_dir()}: run make setup', file=sys.stderr)
-        return 2
     print(f'edge_classifier two-stage demo (ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")})'
           f': sample_camera (2x2 mosaics of {len(photos)} photos, tiles as boxes on '
           f'/detections) -> classifier_node (model {args.model}) -> /classified_detections',
@@ -110,23 +96,29 @@ def two_stage(args):
                   f'({box.center.position.x:.0f}, {box.center.position.y:.0f}): '
                   f'{_name(top.class_id, names)} {top.score:.3f}', flush=True)
 
+    return _listen(procs, seen, photos, args.timeout, 'Detection2DArray',
+                   dict(topic='/classified_detections', on_message=show, detections=True,
+                        labels='/classification/label_info'))
+
+
+def _listen(procs, seen, photos, timeout, what, echo_args):
+    """Spin an Echo (echo_args) until every photo is in `seen` (or the timeout, or a
+    process exits), stop the processes, print the summary line; the exit status."""
     rclpy.init()
     listener = rclpy.create_node('edge_classifier_demo')
-    echo = Echo(listener, '/classified_detections', on_message=show, detections=True,
-                labels='/classification/label_info')
-    status = _spin(listener, procs, lambda: len(seen) >= len(photos), args.timeout,
+    echo = Echo(listener, **echo_args)
+    status = _spin(listener, procs, lambda: len(seen) >= len(photos), timeout,
                    lambda: f'{len(seen)}/{len(photos)} photos')
     codes = _stop_all(procs)
     listener.destroy_node()
     rclpy.try_shutdown()
-    print(f'received {len(echo.received)} Detection2DArray messages covering {len(seen)}/'
+    print(f'received {len(echo.received)} {what} messages covering {len(seen)}/'
           f'{len(photos)} photos; camera exit {codes[1]}, node exit {codes[0]}', flush=True)
     return status
 
 
 def web(args):
     """sample_camera -> classifier_node -> web_view: the page to open, until Ctrl-C."""
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     procs = [(subprocess.Popen(node_command('edge_classifier.node', {'model': args.model})),
               'classifier_node'),
              (subprocess.Popen(node_command('edge_classifier.tools.sample_camera', {
