@@ -17,10 +17,6 @@ import numpy as np
 
 from .frames import Frame
 
-SKIP_REASONS = ('invalid', 'outside', 'small', 'over_limit')
-# Frame kinds whose crops must start and end on even pixels (chroma shared by pixel pairs)
-YUV_KINDS = ('nv12', 'yuyv', 'uyvy')
-
 
 @dataclass(frozen=True)
 class BoxOptions:
@@ -107,7 +103,3 @@ def crop(frame, rect):
         return Frame('nv12', frame.data[y:y + h, x:x + w],
                      frame.uv[y // 2:(y + h) // 2, x // 2:(x + w) // 2])
     return Frame(frame.kind, frame.data[y:y + h, x:x + w])
-
-
-def align_of(frame):
-    return 2 if frame.kind in YUV_KINDS else 1

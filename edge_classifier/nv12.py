@@ -130,6 +130,15 @@ class Geometry:
         return (0, 0, src_w, src_h), (dst_x, dst_y, dst_w, dst_h)
 
 
+# Frame kinds whose chroma is shared by pixel pairs: their crops start and end on even pixels
+YUV_KINDS = ('nv12', 'yuyv', 'uyvy')
+
+
+def chroma_align(frame):
+    """The pixel alignment a crop of `frame` needs (Geometry.plan's align): 2 for YUV."""
+    return 2 if frame.kind in YUV_KINDS else 1
+
+
 def _resize(image, width, height):
     if image.shape[1] == width and image.shape[0] == height:
         return image
@@ -149,9 +158,9 @@ def to_nv12(frame, geometry, out=None):
     W, H = geometry.width, geometry.height
     if out is None:
         out = np.empty(nv12_size(W, H), np.uint8)
-    yuv = frame.kind in ('nv12', 'yuyv', 'uyvy')
+    yuv = frame.kind in YUV_KINDS
     (sx, sy, sw, sh), (dx, dy, dw, dh) = geometry.plan(frame.width, frame.height,
-                                                       align=2 if yuv else 1)
+                                                       align=chroma_align(frame))
     full = (dx, dy, dw, dh) == (0, 0, W, H)
     if not yuv:
         roi = frame.data[sy:sy + sh, sx:sx + sw]

@@ -35,7 +35,7 @@ class PairingStats:
     paired: int = 0
     images_unmatched: int = 0       # their detections never came (timeout, evicted, stale)
     detections_orphaned: int = 0    # their image never came or was gone
-    images_waiting: int = 0
+    images_waiting: int = 0         # (filled in by Pairing.stats() from the caches)
     detections_waiting: int = 0
 
     def balanced(self):
@@ -111,13 +111,11 @@ class Pairing:
                     del mine.waiting[oldest]
                     self._count_dropped(s, image, 1)
                 mine.waiting[key] = (now, payload)
-                self._recount(state)
                 return
             s.paired += 1
             state.last_paired = stamp
             self._count_dropped(s, True, state.images.pop_older(stamp))
             self._count_dropped(s, False, state.detections.pop_older(stamp))
-            self._recount(state)
             img, det = (payload, partner[1]) if image else (partner[1], payload)
             self.on_pair(source, img, det)
 
@@ -134,7 +132,6 @@ class Pairing:
             for k in old:
                 del side.waiting[k]
             self._count_dropped(state.stats, image, len(old))
-        self._recount(state)
 
     @staticmethod
     def _count_dropped(stats, image, n):
@@ -142,11 +139,6 @@ class Pairing:
             stats.images_unmatched += n
         else:
             stats.detections_orphaned += n
-
-    @staticmethod
-    def _recount(state):
-        state.stats.images_waiting = len(state.images.waiting)
-        state.stats.detections_waiting = len(state.detections.waiting)
 
     def clear(self):
         """Forget everything waiting (counted dropped): on deactivate."""
@@ -156,10 +148,11 @@ class Pairing:
                 self._count_dropped(state.stats, False, len(state.detections.waiting))
                 state.images.waiting.clear()
                 state.detections.waiting.clear()
-                self._recount(state)
 
     def stats(self):
-        """source -> a copy of its PairingStats."""
+        """source -> a copy of its PairingStats (waiting: what the caches hold now)."""
         with self._lock:
-            return {name: PairingStats(**vars(state.stats))
-                    for name, state in self._sources.items()}
+            return {name: PairingStats(**dict(
+                vars(state.stats), images_waiting=len(state.images.waiting),
+                detections_waiting=len(state.detections.waiting)))
+                for name, state in self._sources.items()}

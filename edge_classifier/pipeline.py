@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends import create_backend
-from .boxes import BoxOptions, align_of, crop, plan_boxes
-from .nv12 import Geometry, nv12_size, to_nv12
+from .boxes import BoxOptions, crop, plan_boxes
+from .nv12 import Geometry, chroma_align, nv12_size, to_nv12
 from .postprocess import load_labels, top_k
 
 
@@ -61,7 +61,7 @@ class Classifier:
         pixels): (BoxPlan, [NV12 of each kept box, in the detections' order]). Each crop
         takes the whole-frame path: a box covering the image gives the frame's bytes."""
         plan = plan_boxes(boxes, frame.width, frame.height, options or self.box_options,
-                          align_of(frame))
+                          chroma_align(frame))
         return plan, [self.convert(crop(frame, rect)) for _, rect in plan.kept]
 
     def infer(self, nv12):

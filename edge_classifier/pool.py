@@ -486,11 +486,10 @@ class WorkerPool:
             self._settle(job, 'errors', exc)
             return None
         t1 = self.clock()
-        if job.boxes is not None:
-            t0 = t1 - seconds   # the sum of the boxes' calls (they may have run in parallel)
         if job.boxes is None:
             hypotheses, boxes, inferences = clf.postprocess(scores), None, 1
         else:
+            t0 = t1 - seconds   # the sum of the boxes' calls (they may have run in parallel)
             hypotheses, boxes, inferences = [], [None] * len(job.plan.rects), len(scores)
             for (index, _), box_scores in zip(job.plan.kept, scores):
                 boxes[index] = clf.postprocess(box_scores)

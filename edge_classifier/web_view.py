@@ -94,10 +94,6 @@ class WebView(Node):
         self.get_logger().info(f'web view of {self.topic} on http://{p["host"]}:'
                                f'{self.server.port}/ ({where})')
 
-    @property
-    def url(self):
-        return f'http://{self.params["host"]}:{self.server.port}/'
-
     # ---- sources ------------------------------------------------------------------------
     def _discover(self):
         """Per-camera outputs (<image topic>/classification with an overlay) join the

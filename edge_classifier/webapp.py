@@ -61,7 +61,6 @@ class Hub:
         self.on_unwatch = on_unwatch or (lambda source: None)
         self.loop = None          # the server's IOLoop, set by make_app's caller
         self._waiters = set()     # asyncio futures of streams waiting for a frame
-        self.frames_in = 0
 
     # ---- from ROS (any thread) ------------------------------------------------------------
     def set_sources(self, sources):
@@ -72,7 +71,6 @@ class Hub:
         with self._lock:
             seq = self._frames.get(source, (0, None, None))[0] + 1
             self._frames[source] = (seq, jpeg, stamp)
-            self.frames_in += 1
         if self.loop is not None:
             self.loop.add_callback(self._wake)
 
@@ -94,10 +92,6 @@ class Hub:
     def clients(self):
         with self._lock:
             return sum(self._watchers.values())
-
-    def watching(self, source):
-        with self._lock:
-            return self._watchers.get(source, 0)
 
     def snapshot(self, source):
         with self._lock:

@@ -48,7 +48,6 @@ def test_web_demo_prints_the_url_and_serves_the_page_until_stopped():
     import json
     import signal
     import socket
-    import time
     import urllib.request
 
     from ros_helpers import stop, wait_for
@@ -70,7 +69,6 @@ def test_web_demo_prints_the_url_and_serves_the_page_until_stopped():
 
     try:
         assert wait_for(classified, timeout=60), state
-        time.sleep(0.2)
     finally:
         code, out, err, _ = stop(proc, sig=signal.SIGINT, timeout=20)
     assert f'open http://127.0.0.1:{port}/ in a browser' in out

@@ -202,7 +202,10 @@ class WebDriver:
         assert wait_for(self._ready, timeout=20), 'chromedriver did not start'
         caps = {'browserName': 'chrome', 'pageLoadStrategy': 'eager', 'goog:chromeOptions': {
             'binary': CHROMIUM, 'args': ['--headless=new', '--no-sandbox', '--disable-gpu',
-                                         '--window-size=1280,800',
+                                         '--window-size=1280,800', '--no-first-run',
+                                         '--disable-background-networking',
+                                         '--disable-component-update', '--disable-sync',
+                                         '--disable-default-apps',
                                          f'--user-data-dir={self.profile}']}}
         self.session = self._call('POST', '/session',
                                   {'capabilities': {'alwaysMatch': caps}})['sessionId']

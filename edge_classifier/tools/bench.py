@@ -109,7 +109,10 @@ def bench_bare(clf, workers, seconds, warmup=0.3):
     return {'fps': len(measured) / seconds, 'latency_ms_p50': p50, 'latency_ms_p99': p99}
 
 
-def bench_pipeline(clf, workers, seconds, warmup=0.3):
+def bench_pipeline(clf, workers, seconds, warmup=0.3, boxes=None):
+    """The WorkerPool in a closed loop (a result triggers its source's next frame): N + 1
+    cameras, so a frame always waits; with `boxes`, one camera with its detector (the
+    frame's boxes fan out to the workers)."""
     raw = encode_raw(_test_image(), 'bgr8')
     data = raw.data
     t_start = time.perf_counter()
@@ -126,11 +129,13 @@ def bench_pipeline(clf, workers, seconds, warmup=0.3):
         if now >= measure_from:
             done.append(result.end_to_end_s)
         if now < stop_at:
-            pool.submit(result.source, make_frame)
+            pool.submit(result.source, make_frame, boxes=get_boxes)
 
+    get_boxes = None if boxes is None else (lambda: boxes)
     pool = WorkerPool(clf, workers, on_result=on_result).start()
-    for i in range(workers + 1):  # one more than the workers: a frame always waits
-        pool.submit(f'/camera_{i}', make_frame)
+    # one more camera than the workers (a frame always waits), or one with its detector
+    for i in range(workers + 1 if boxes is None else 1):
+        pool.submit(f'/camera_{i}', make_frame, boxes=get_boxes)
     time.sleep(max(0.0, stop_at - time.perf_counter()))
     pool.stop()
     p50, p99 = _percentiles(done)
@@ -147,30 +152,11 @@ def grid_boxes(n, width=640, height=480):
                      for r in range(side) for c in range(side)])
 
 
-def bench_boxes_pipeline(clf, workers, boxes, seconds, warmup=0.3):
-    """One camera with its detector, closed loop: a frame's result triggers the next."""
-    raw = encode_raw(_test_image(), 'bgr8')
-    t_start = time.perf_counter()
-    measure_from, stop_at = t_start + warmup, t_start + warmup + seconds
-    done, pool = [], None
-
-    def make_frame():
-        return image_to_frame('bgr8', raw.height, raw.width, raw.step, raw.data)
-
-    def on_result(result):
-        now = time.perf_counter()
-        if now >= measure_from:
-            done.append(result.end_to_end_s)
-        if now < stop_at:
-            pool.submit(result.source, make_frame, boxes=lambda: boxes)
-
-    pool = WorkerPool(clf, workers, on_result=on_result).start()
-    pool.submit('/camera', make_frame, boxes=lambda: boxes)
-    time.sleep(max(0.0, stop_at - time.perf_counter()))
-    pool.stop()
-    p50, p99 = _percentiles(done)
-    return {'boxes_per_s': len(done) * len(boxes) / seconds, 'frame_ms_p50': p50,
-            'frame_ms_p99': p99}
+def bench_boxes_pipeline(clf, workers, boxes, seconds):
+    """bench_pipeline with one camera and its detector, in boxes per second."""
+    fig = bench_pipeline(clf, workers, seconds, boxes=boxes)
+    return {'boxes_per_s': fig['fps'] * len(boxes), 'frame_ms_p50': fig['latency_ms_p50'],
+            'frame_ms_p99': fig['latency_ms_p99']}
 
 
 def bench_boxes_loop(clf, boxes, seconds, warmup=0.3):

@@ -50,10 +50,7 @@ def main(argv=None):
     print(f'edge_classifier demo (ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}): '
           f'sample_camera ({len(photos)} photos, {args.encoding}, {args.rate:g} Hz) -> '
           f'classifier_node (model {args.model}) -> /classification', flush=True)
-    node = subprocess.Popen(node_command('edge_classifier.node', {'model': args.model}))
-    camera = subprocess.Popen(node_command('edge_classifier.tools.sample_camera', {
-        'encoding': args.encoding, 'rate': args.rate, 'frame_id_from_file': 'true'}))
-
+    procs = _classifier_and_camera(args)
     seen = {}
 
     def show(msg, names):
@@ -65,8 +62,7 @@ def main(argv=None):
                          for h in msg.results)
         print(f'{name:<12} top-5: {top}', flush=True)
 
-    return _listen([(node, 'classifier_node'), (camera, 'sample_camera')], seen, photos,
-                   args.timeout, 'Classification',
+    return _listen(procs, seen, photos, args.timeout, 'Classification',
                    dict(topic='/classification', on_message=show))
 
 
@@ -101,6 +97,15 @@ def two_stage(args, photos):
                         labels='/classification/label_info'))
 
 
+def _classifier_and_camera(args):
+    """[(classifier_node, name), (sample_camera playing the photos, name)] as processes."""
+    return [(subprocess.Popen(node_command('edge_classifier.node', {'model': args.model})),
+             'classifier_node'),
+            (subprocess.Popen(node_command('edge_classifier.tools.sample_camera', {
+                'encoding': args.encoding, 'rate': args.rate, 'frame_id_from_file': 'true'})),
+             'sample_camera')]
+
+
 def _listen(procs, seen, photos, timeout, what, echo_args):
     """Spin an Echo (echo_args) until every photo is in `seen` (or the timeout, or a
     process exits), stop the processes, print the summary line; the exit status."""
@@ -119,13 +124,8 @@ def _listen(procs, seen, photos, timeout, what, echo_args):
 
 def web(args):
     """sample_camera -> classifier_node -> web_view: the page to open, until Ctrl-C."""
-    procs = [(subprocess.Popen(node_command('edge_classifier.node', {'model': args.model})),
-              'classifier_node'),
-             (subprocess.Popen(node_command('edge_classifier.tools.sample_camera', {
-                 'encoding': args.encoding, 'rate': args.rate,
-                 'frame_id_from_file': 'true'})), 'sample_camera'),
-             (subprocess.Popen(node_command('edge_classifier.web_view', {'port': args.port})),
-              'web_view')]
+    procs = _classifier_and_camera(args) + [(subprocess.Popen(node_command(
+        'edge_classifier.web_view', {'port': args.port})), 'web_view')]
     print(f'edge_classifier web demo (ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}): '
           f'sample_camera -> classifier_node (model {args.model}) -> web_view\n'
           f'open http://127.0.0.1:{args.port}/ in a browser (Ctrl-C stops)', flush=True)
