@@ -21,6 +21,7 @@ class Harness:
         self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+        self._clients = {}
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -37,6 +38,37 @@ class Harness:
         got = []
         self.node.create_subscription(msg_type, topic, got.append, qos)
         return got
+
+    def call(self, srv_type, service, request, *, repeatable=True, timeout=20.0, attempt=2.0):
+        """One service call to another process; its response, or None (repeatable=False only)
+        when none came.
+
+        A ROS 2 service over DDS is two topics, and discovery matches their four endpoints
+        one by one: the client's request reaches the server before the server's response
+        writer has matched the client's response reader, the server waits 100 ms and drops
+        the response ("failed to send response (timeout)" on its stderr; ros2/rmw_fastrtps
+        issue 842, open). A loaded machine hits it on a fresh process's first call. So one
+        client per service is kept, and a repeatable request (get, list, describe, set to the
+        same value) is sent again every `attempt` seconds until answered; a request that
+        must not run twice (a lifecycle transition) is sent once and the caller checks what
+        happened (Managed.change asks get_state).
+        """
+        key = (srv_type, service)
+        if key not in self._clients:
+            self._clients[key] = self.node.create_client(srv_type, service)
+        client = self._clients[key]
+        assert client.wait_for_service(timeout_sec=timeout), f'{service} not available'
+        deadline = time.monotonic() + timeout
+        while True:
+            future = client.call_async(request)
+            left = deadline - time.monotonic()
+            if wait_for(future.done, timeout=min(attempt, left) if repeatable else left,
+                        interval=0.005):
+                return future.result()
+            client.remove_pending_request(future)
+            if not repeatable:
+                return None
+            assert time.monotonic() < deadline, f'{service}: no response in {timeout} s'
 
     def close(self):
         self.executor.shutdown(timeout_sec=1)

@@ -160,8 +160,6 @@ def test_malformed_frame_is_dropped_counted_and_node_goes_on(ros, node, sample_b
 
 
 def _set(ros, name, value, node='/edge_classifier'):
-    client = ros.node.create_client(SetParameters, f'{node}/set_parameters')
-    assert client.wait_for_service(timeout_sec=10)
     msg = ParameterMsg(name=name)
     if isinstance(value, float):
         msg.value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
@@ -169,10 +167,8 @@ def _set(ros, name, value, node='/edge_classifier'):
         msg.value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
     else:
         msg.value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-    future = client.call_async(SetParameters.Request(parameters=[msg]))
-    assert wait_for(future.done, timeout=10)
-    ros.node.destroy_client(client)
-    return future.result().results[0]
+    return ros.call(SetParameters, f'{node}/set_parameters',
+                    SetParameters.Request(parameters=[msg])).results[0]
 
 
 def test_top_k_changes_at_run_time_and_reload_parameters_are_rejected(ros, node, sample_bgr):

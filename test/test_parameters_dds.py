@@ -15,7 +15,6 @@ from edge_classifier.wiring.parameters import MANAGED, READ_ONLY
 from helpers import write_params_file
 from ros_helpers import Harness, ros_process, stop, wait_for
 from test_overlay_lifecycle import Managed
-from test_ros_graph import _call
 
 
 @pytest.fixture(scope='module')
@@ -38,11 +37,11 @@ def _value(value):
 def set_param(ros, node, name, value):
     """What `ros2 param set <node> <name> <value>` does: one SetParameters call."""
     request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=_value(value))])
-    return _call(ros, SetParameters, f'{node}/set_parameters', request).results[0]
+    return ros.call(SetParameters, f'{node}/set_parameters', request).results[0]
 
 
 def get_params(ros, node, names):
-    values = _call(ros, GetParameters, f'{node}/get_parameters',
+    values = ros.call(GetParameters, f'{node}/get_parameters',
                    GetParameters.Request(names=names)).values
     return dict(zip(names, values))
 
@@ -52,12 +51,12 @@ def test_every_parameter_describes_itself_from_the_table_and_errors_blame_the_or
     proc = ros_process('edge_classifier.node', {'workers': 1, 'image_topics': ['cam']},
                        ros_args=('-r', '__ns:=/robot1'))
     try:
-        listed = _call(ros, ListParameters, f'{node}/list_parameters',
+        listed = ros.call(ListParameters, f'{node}/list_parameters',
                        ListParameters.Request()).result.names
         ours = [p.name for p in NODE_PARAMS]
         assert set(ours) <= set(listed)
         assert not {'source', 'zoo_onnx_url', 'zoo_bin_url', 'notes'} & set(listed)
-        described = _call(ros, DescribeParameters, f'{node}/describe_parameters',
+        described = ros.call(DescribeParameters, f'{node}/describe_parameters',
                           DescribeParameters.Request(names=ours)).descriptors
         for d in described:
             param = BY_NAME[d.name]

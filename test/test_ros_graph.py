@@ -35,17 +35,6 @@ def ns_args(namespace, *more):
     return ('-r', f'__ns:={namespace}', *more)
 
 
-def _call(ros, srv_type, service, request):
-    client = ros.node.create_client(srv_type, service)
-    try:
-        assert client.wait_for_service(timeout_sec=20), service
-        future = client.call_async(request)
-        assert wait_for(future.done, timeout=10), service
-        return future.result()
-    finally:
-        ros.node.destroy_client(client)
-
-
 def test_two_namespaces_keep_their_cameras_apart(ros):
     got = {ns: ros.collect(Classification, f'/{ns}/classification') for ns in ('r1', 'r2')}
     root = ros.collect(Classification, '/classification')
@@ -149,7 +138,7 @@ def test_parameters_describe_themselves_and_change_consistently(ros, sample_bgr)
     try:
         names = ['top_k', 'score_threshold', 'workers', 'depth', 'diagnostics_period', 'model',
                  'image_topics', 'backend']
-        described = _call(ros, DescribeParameters, '/params/edge_classifier/describe_parameters',
+        described = ros.call(DescribeParameters, '/params/edge_classifier/describe_parameters',
                           DescribeParameters.Request(names=names)).descriptors
         d = {x.name: x for x in described}
         assert (d['top_k'].integer_range[0].from_value, d['top_k'].integer_range[0].to_value) \
@@ -174,10 +163,10 @@ def test_parameters_describe_themselves_and_change_consistently(ros, sample_bgr)
                 type=ParameterType.PARAMETER_INTEGER, integer_value=0)),
             ParameterMsg(name='score_threshold', value=ParameterValue(
                 type=ParameterType.PARAMETER_DOUBLE, double_value=0.3))])
-        result = _call(ros, SetParametersAtomically,
+        result = ros.call(SetParametersAtomically,
                        '/params/edge_classifier/set_parameters_atomically', request).result
         assert not result.successful
-        values = _call(ros, GetParameters, '/params/edge_classifier/get_parameters',
+        values = ros.call(GetParameters, '/params/edge_classifier/get_parameters',
                        GetParameters.Request(names=['top_k', 'score_threshold'])).values
         assert (values[0].integer_value, values[1].double_value) == (5, 0.0)
 
