@@ -42,7 +42,7 @@ def set_param(ros, node, name, value):
 
 def get_params(ros, node, names):
     values = ros.call(GetParameters, f'{node}/get_parameters',
-                   GetParameters.Request(names=names)).values
+                      GetParameters.Request(names=names)).values
     return dict(zip(names, values))
 
 
@@ -52,12 +52,12 @@ def test_every_parameter_describes_itself_from_the_table_and_errors_blame_the_or
                        ros_args=('-r', '__ns:=/robot1'))
     try:
         listed = ros.call(ListParameters, f'{node}/list_parameters',
-                       ListParameters.Request()).result.names
+                          ListParameters.Request()).result.names
         ours = [p.name for p in NODE_PARAMS]
         assert set(ours) <= set(listed)
         assert not {'source', 'zoo_onnx_url', 'zoo_bin_url', 'notes'} & set(listed)
         described = ros.call(DescribeParameters, f'{node}/describe_parameters',
-                          DescribeParameters.Request(names=ours)).descriptors
+                             DescribeParameters.Request(names=ours)).descriptors
         for d in described:
             param = BY_NAME[d.name]
             assert d.description == param.describe(READ_ONLY), d.name

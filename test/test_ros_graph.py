@@ -139,7 +139,7 @@ def test_parameters_describe_themselves_and_change_consistently(ros, sample_bgr)
         names = ['top_k', 'score_threshold', 'workers', 'depth', 'diagnostics_period', 'model',
                  'image_topics', 'backend']
         described = ros.call(DescribeParameters, '/params/edge_classifier/describe_parameters',
-                          DescribeParameters.Request(names=names)).descriptors
+                             DescribeParameters.Request(names=names)).descriptors
         d = {x.name: x for x in described}
         assert (d['top_k'].integer_range[0].from_value, d['top_k'].integer_range[0].to_value) \
             == (1, 1000) and not d['top_k'].read_only
@@ -164,10 +164,10 @@ def test_parameters_describe_themselves_and_change_consistently(ros, sample_bgr)
             ParameterMsg(name='score_threshold', value=ParameterValue(
                 type=ParameterType.PARAMETER_DOUBLE, double_value=0.3))])
         result = ros.call(SetParametersAtomically,
-                       '/params/edge_classifier/set_parameters_atomically', request).result
+                          '/params/edge_classifier/set_parameters_atomically', request).result
         assert not result.successful
         values = ros.call(GetParameters, '/params/edge_classifier/get_parameters',
-                       GetParameters.Request(names=['top_k', 'score_threshold'])).values
+                          GetParameters.Request(names=['top_k', 'score_threshold'])).values
         assert (values[0].integer_value, values[1].double_value) == (5, 0.0)
 
         # LabelInfo follows the threshold (late subscribers get the current one)
