@@ -41,9 +41,10 @@ def frame_to_bgr(frame, width=0):
 BOX_COLOURS = ((0, 255, 0), (255, 128, 0), (0, 128, 255), (255, 0, 255), (0, 255, 255))
 
 
-def draw_boxes(bgr, boxes, scale=1.0):
+def draw_boxes(bgr, boxes, scale=1.0, avoid=(0, 0)):
     """Each (rect, top-1 Hypothesis or None) as a rectangle with its label; rects in the
-    source frame's pixels, drawn on an image `scale` times its size."""
+    source frame's pixels, drawn on an image `scale` times its size. A label that would
+    land on the top-left region `avoid` (width, height: draw's banner) goes below it."""
     font = cv2.FONT_HERSHEY_SIMPLEX
     text_scale = max(0.35, min(0.8, bgr.shape[1] / 1200))
     for i, ((x, y, w, h), hypothesis) in enumerate(boxes):
@@ -56,22 +57,35 @@ def draw_boxes(bgr, boxes, scale=1.0):
         label = f'{hypothesis.class_name} {hypothesis.score:.2f}'
         (tw, th), base = cv2.getTextSize(label, font, text_scale, 1)
         ty = max(y0, th + base + 2)
+        if x0 < avoid[0] and ty - th - base - 2 < avoid[1]:
+            ty = avoid[1] + th + base + 2
         cv2.rectangle(bgr, (x0, ty - th - base - 2), (x0 + tw + 4, ty), colour, -1)
         cv2.putText(bgr, label, (x0 + 2, ty - base), font, text_scale, (0, 0, 0), 1,
                     cv2.LINE_AA)
     return bgr
 
 
-def draw(bgr, title, hypotheses):
-    """Write `title` and one 'name  score' line per hypothesis on a dark box, top left."""
+def _banner(bgr, title, hypotheses):
+    """draw's layout: (lines, font scale, thickness, line height, banner width, height)."""
     lines = [title] + [f'{h.class_name}  {h.score:.2f}' for h in hypotheses]
     scale = max(0.35, min(1.2, bgr.shape[1] / 900))
     thickness = 1 if scale < 0.8 else 2
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    sizes = [cv2.getTextSize(line, font, scale, thickness)[0] for line in lines]
+    sizes = [cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0]
+             for line in lines]
     line_h = max(h for _, h in sizes) + int(10 * scale) + 2
-    box_w = min(bgr.shape[1], max(w for w, _ in sizes) + 12)
-    box_h = min(bgr.shape[0], line_h * len(lines) + 8)
+    return (lines, scale, thickness, line_h, min(bgr.shape[1], max(w for w, _ in sizes) + 12),
+            min(bgr.shape[0], line_h * len(lines) + 8))
+
+
+def banner_size(bgr, title, hypotheses):
+    """(width, height) of the top-left region draw() darkens and writes on."""
+    return _banner(bgr, title, hypotheses)[4:]
+
+
+def draw(bgr, title, hypotheses):
+    """Write `title` and one 'name  score' line per hypothesis on a dark box, top left."""
+    lines, scale, thickness, line_h, box_w, box_h = _banner(bgr, title, hypotheses)
+    font = cv2.FONT_HERSHEY_SIMPLEX
     region = bgr[:box_h, :box_w]
     region[:] = (region * 0.35).astype(np.uint8)  # darken: legible on any picture
     for i, line in enumerate(lines):
@@ -131,8 +145,9 @@ class OverlayWorker:
                 _, (frame, hypotheses, meta, publish, boxes) = self._jobs.popitem(last=False)
             try:
                 bgr = frame_to_bgr(frame, self.width)
-                if boxes:
-                    draw_boxes(bgr, boxes, bgr.shape[1] / frame.width)
+                if boxes:  # labels clear of the banner draw() writes
+                    draw_boxes(bgr, boxes, bgr.shape[1] / frame.width,
+                               banner_size(bgr, self.title, hypotheses))
                 if publish(draw(bgr, self.title, hypotheses), meta) is not False:
                     self.drawn += 1
                 else:

@@ -8,7 +8,8 @@ import pytest
 
 from edge_classifier.frames import Frame
 from edge_classifier.nv12 import bgr_to_nv12
-from edge_classifier.overlay import BOX_COLOURS, OverlayWorker, draw, draw_boxes, frame_to_bgr
+from edge_classifier.overlay import (BOX_COLOURS, OverlayWorker, banner_size, draw, draw_boxes,
+                                     frame_to_bgr)
 from edge_classifier.postprocess import Hypothesis
 
 from helpers import Log, wait_until
@@ -232,6 +233,25 @@ def test_boxes_are_drawn_scaled_with_their_top1_label():
     assert np.any(bar[..., 1] < 100)                          # dark glyphs on the bar
     # no label for the box without a top-1: nothing drawn above it
     assert np.all(out[140:149, 200:240] == 128)
+
+
+def test_a_box_label_under_the_banner_moves_below_it():
+    """A box at the frame's top-left corner: its label would sit under draw()'s banner (the
+    model name and top-k), so it goes right below the banner; elsewhere it stays put."""
+    grey = np.full((240, 320, 3), 128, np.uint8)
+    boxes = [((0, 0, 200, 200), HYPS[0])]
+    (_, th), base = cv2.getTextSize(f'{HYPS[0].class_name} {HYPS[0].score:.2f}',
+                                    cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)
+    bar_h = th + base + 2
+    plain = np.all(draw_boxes(grey.copy(), boxes) == BOX_COLOURS[0], axis=2)
+    assert plain[2:bar_h, 3:20].mean() > 0.3                # the bar at the very top
+    banner = banner_size(grey, 'efficientnet_lite0 (onnxruntime)', HYPS[:2])
+    out = draw_boxes(grey.copy(), boxes, avoid=banner)
+    bar = np.all(out == BOX_COLOURS[0], axis=2)
+    assert not bar[2:banner[1], 3:banner[0]].any()           # nothing but the outline there
+    assert bar[banner[1] + 1:banner[1] + bar_h, 3:20].mean() > 0.3   # right below it
+    far = draw_boxes(grey.copy(), [((200, 100, 100, 100), HYPS[0])], avoid=banner)
+    assert np.all(far == BOX_COLOURS[0], axis=2)[100 - bar_h + 1:100, 203:220].mean() > 0.3
 
 
 def test_the_overlay_worker_draws_the_boxes_it_is_given():
