@@ -31,9 +31,11 @@ demo: setup
 demo-two-stage: setup
 	@$(PY) -m edge_classifier.tools.demo --two-stage
 
-# the sample camera, the classifier and the web view: open the URL it prints (Ctrl-C stops)
+# the sample camera, the classifier and the web view: open the URL it prints (Ctrl-C stops);
+# DEMO_ARGS=--two-stage: the same with the stand-in detector (the page lists each box)
+DEMO_ARGS ?=
 demo-web: setup
-	@$(PY) -m edge_classifier.tools.demo --web --timeout 0
+	@$(PY) -m edge_classifier.tools.demo --web --timeout 0 $(DEMO_ARGS)
 
 # A headless browser for the web view's browser test (Debian's chromium and chromium-driver;
 # CI runs it; without them that one test is skipped, saying so).

@@ -4,8 +4,9 @@
     ros2 run edge_classifier web_view --ros-args -p host:=0.0.0.0 -r __ns:=/robot1
 
 One page shows, live, the classifier's overlay image of a source (a selector when the node
-publishes per-camera outputs), its top-k names with score bars, and the classifier's input
-and classified fps and latency from /diagnostics. The server (webapp.py, tornado) is plain
+publishes per-camera outputs), its top-k names with score bars (in the two-stage pipeline:
+each box's top-1 from `classified_detections`), and the classifier's input and classified
+fps and latency from /diagnostics. The server (webapp.py, tornado) is plain
 Python; this node only wires ROS topics to it. Relative names (`classification`,
 `classification/overlay`): a namespace moves it with the classifier.
 
@@ -23,7 +24,7 @@ from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Classification, LabelInfo
+from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 
 from .errors import EdgeClassifierError
 from .frames import image_msg_to_frame
@@ -34,6 +35,7 @@ from .webapp import Hub, Server
 NODE_NAME = 'web_view'
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+MAX_BOXES_SHOWN = 64   # a page lists at most this many boxes of a frame (the overlay has all)
 STATS = ('input_fps', 'classified_fps', 'end_to_end_ms_p50', 'end_to_end_ms_p99', 'model')
 PARAMS = (  # name, default, description, integer range
     ('host', '127.0.0.1', 'Address the web server binds: 127.0.0.1 = this machine only; '
@@ -43,6 +45,9 @@ PARAMS = (  # name, default, description, integer range
     ('max_clients', 8, 'Browsers served at once; the next one gets a 503 page.', (1, 64)),
     ('topic', 'classification', 'The classifier\'s output topic (relative: follows the '
                                 'namespace); its overlay is <topic>/overlay.', None),
+    ('detections', 'classified_detections', 'The classifier\'s two-stage output '
+                                            '(Detection2DArray, relative): each box\'s top-1 '
+                                            'is listed beside the overlay of <topic>.', None),
     ('classifier', 'edge_classifier', 'Name of the classifier node whose /diagnostics '
                                       'status the page shows (in this namespace).', None),
     ('jpeg_quality', 80, 'JPEG quality of the streamed overlay.', (10, 100)),
@@ -81,6 +86,8 @@ class WebView(Node):
         self.create_subscription(LabelInfo, self.topic + '/label_info', self._labels, LATCHED)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._diagnostics, 10)
         self._follow(self.topic)
+        self.create_subscription(Detection2DArray, self.resolve_topic_name(p['detections']),
+                                 self._boxes, 10)
         self._discover()
         self.create_timer(2.0, self._discover)
         try:
@@ -144,12 +151,29 @@ class WebView(Node):
     def _labels(self, msg):
         self.names = {c.class_id: c.class_name for c in msg.class_map}
 
+    def _name(self, class_id):
+        return self.names.get(int(class_id), class_id) if class_id.isdigit() else class_id
+
     def _result(self, source, msg):
         results = [{'class_id': h.class_id, 'score': float(h.score),
-                    'name': self.names.get(int(h.class_id), h.class_id)
-                    if h.class_id.isdigit() else h.class_id} for h in msg.results]
+                    'name': self._name(h.class_id)} for h in msg.results]
         self.hub.state(source, {'results': results, 'frame_id': msg.header.frame_id,
                                 'stamp': _stamp(msg.header)})
+
+    def _boxes(self, msg):
+        """A two-stage result: the boxes of a frame of the merged output (the overlay draws
+        them), each with its top-1; a box the classifier skipped has none (name None)."""
+        boxes = []
+        for i, det in enumerate(msg.detections[:MAX_BOXES_SHOWN]):
+            top = det.results[0].hypothesis if det.results else None
+            boxes.append({'id': det.id or f'#{i}',
+                          'class_id': top.class_id if top else None,
+                          'name': self._name(top.class_id) if top else None,
+                          'score': float(top.score) if top else None})
+        self.hub.state(self.topic, {'results': [], 'boxes': boxes,
+                                    'boxes_total': len(msg.detections),
+                                    'frame_id': msg.header.frame_id,
+                                    'stamp': _stamp(msg.header)})
 
     def _diagnostics(self, msg):
         for status in msg.status:

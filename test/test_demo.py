@@ -1,7 +1,10 @@
-"""`make demo` and `make demo-two-stage` (tools/demo.py): three processes over real DDS,
-each photo's result printed once; the exit codes of the camera and the node are 0."""
+"""`make demo`, `make demo-two-stage` and `make demo-web` (tools/demo.py): processes over
+real DDS, each photo's result printed once (or served by the web view); the exit codes of
+the camera and the node are 0."""
 import subprocess
 import sys
+
+import pytest
 
 
 def run_demo(*args):
@@ -44,7 +47,8 @@ def test_echo_formats_a_detection_array_with_names_and_skipped_boxes():
         'cam              stamp=3.000  shelf-1: espresso 0.900 | 1: (skipped)'
 
 
-def test_web_demo_prints_the_url_and_serves_the_page_until_stopped():
+@pytest.mark.parametrize('mode', ['', '--two-stage'], ids=['whole-frame', 'two-stage'])
+def test_web_demo_prints_the_url_and_serves_the_page_until_stopped(mode):
     import json
     import signal
     import socket
@@ -55,7 +59,7 @@ def test_web_demo_prints_the_url_and_serves_the_page_until_stopped():
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, '-m', 'edge_classifier.tools.demo', '--web',
-                             '--port', str(port), '--timeout', '0', '--rate', '4'],
+                             *mode.split(), '--port', str(port), '--timeout', '0', '--rate', '4'],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = {}
 
@@ -65,7 +69,9 @@ def test_web_demo_prints_the_url_and_serves_the_page_until_stopped():
                 state.update(json.loads(r.read()))
         except OSError:
             return False
-        return bool(state.get('result'))
+        result = state.get('result') or {}
+        # whole frames: a top-5; two-stage: the four tiles of a mosaic, each with its top-1
+        return len(result.get('boxes', [])) == 4 if mode else len(result.get('results', [])) == 5
 
     try:
         assert wait_for(classified, timeout=60), state

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Classification, ObjectHypothesis
+from vision_msgs.msg import Classification, Detection2DArray, ObjectHypothesis
 
 from edge_classifier import resources
 from edge_classifier.postprocess import load_labels
@@ -324,3 +324,81 @@ def test_per_camera_outputs_join_the_selector(ros):
     finally:
         code, _, err, _ = stop(proc)
     assert code == 0 and 'Traceback' not in err, err
+
+
+# ---- the two-stage pipeline: the page lists each box with its top-1 ----------------------
+@pytest.fixture(scope='module')
+def two_stage(ros):
+    """The classifier on the stand-in detector's mosaics (4 tiles a frame, tile names as
+    detection ids), and a web view, in /wv6."""
+    ns = ['-r', '__ns:=/wv6']
+    node = ros_process('edge_classifier.node', {'image_topics': ['image_raw'],
+                                                'detection_topics': ['detections']},
+                       ros_args=ns)
+    camera = ros_process('edge_classifier.tools.sample_camera',
+                         {'rate': 2.0, 'detections_topic': 'detections'}, ros_args=ns)
+    published = ros.collect(Detection2DArray, '/wv6/classified_detections')
+    proc, base, _ = start_web_view('/wv6')
+    names = load_labels(resources.models_dir() / 'imagenet1k_labels.txt', 1000)
+
+    def listed(frame_id, stamp):
+        """What the page must list for a frame: '<id>: <top-1 name>' of each box, from the
+        Detection2DArray published for it (None before it arrived here)."""
+        for msg in published:
+            if msg.header.frame_id == frame_id and abs(
+                    msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 - stamp) < 1e-3:
+                return [f'{d.id}: {names[int(d.results[0].hypothesis.class_id)]}'
+                        for d in msg.detections]
+        return None
+
+    yield base, listed
+    for p in (camera, node):
+        stop(p)
+    code, _, err, _ = stop(proc)
+    assert code == 0 and 'Traceback' not in err, err
+
+
+def test_two_stage_state_lists_each_box_with_its_published_top1(two_stage):
+    base, listed = two_stage
+    seen = {}
+
+    def boxes():
+        result = json.loads(get(base, '/state')[1])['result']
+        if not result or 'boxes' not in result:
+            return False
+        seen.update(result)
+        expected = listed(result['frame_id'], result['stamp'])
+        return expected is not None and \
+            [f'{b["id"]}: {b["name"]}' for b in result['boxes']] == expected
+
+    assert wait_for(boxes, timeout=60, interval=0.3), seen
+    assert seen['results'] == [] and seen['boxes_total'] == len(seen['boxes']) == 4
+    assert all(0 < b['score'] <= 1 for b in seen['boxes'])
+
+
+BOXES = """return {width: document.getElementById('overlay').naturalWidth,
+                  title: document.getElementById('results_title').textContent,
+                  stamp: document.getElementById('stamp').textContent,
+                  names: Array.from(document.querySelectorAll('#topk .name'),
+                                    (e) => e.textContent)};"""
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=NO_BROWSER)
+def test_in_a_real_browser_two_stage_boxes_are_listed_beside_the_overlay(two_stage):
+    base, listed = two_stage
+    browser = WebDriver()
+    shown = {}
+    try:
+        browser.get(base + '/')
+
+        def page():
+            shown.update(browser.js(BOXES))
+            if not (shown['width'] > 0 and shown['names']):
+                return False
+            frame_id, _, stamp = shown['stamp'].split()[:3]
+            return shown['names'] == listed(frame_id, float(stamp))
+
+        assert wait_for(page, timeout=60, interval=0.5), shown
+        assert shown['title'] == 'boxes: top-1 each' and len(shown['names']) == 4
+    finally:
+        browser.quit()

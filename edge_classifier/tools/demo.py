@@ -6,7 +6,8 @@ Three processes talk over real DDS: sample_camera -> classifier_node -> this pri
 mosaics of the photos, each tile a box on /detections); the node classifies each box and
 this prints each tile's top-1 from /classified_detections.
 --web (`make demo-web`): the sample camera, the classifier and web_view; prints the URL to
-open and runs until Ctrl-C (or --timeout).
+open and runs until Ctrl-C (or --timeout). --web --two-stage (`make demo-web
+DEMO_ARGS=--two-stage`): the same for the two-stage pipeline (the page lists each box).
 """
 import argparse
 import os
@@ -43,10 +44,10 @@ def main(argv=None):
     if not photos:
         print(f'no sample photos in {resources.samples_dir()}: run make setup', file=sys.stderr)
         return 2
-    if args.two_stage:
-        return two_stage(args, photos)
     if args.web:
         return web(args)
+    if args.two_stage:
+        return two_stage(args, photos)
     print(f'edge_classifier demo (ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}): '
           f'sample_camera ({len(photos)} photos, {args.encoding}, {args.rate:g} Hz) -> '
           f'classifier_node (model {args.model}) -> /classification', flush=True)
@@ -73,12 +74,7 @@ def two_stage(args, photos):
           f': sample_camera (2x2 mosaics of {len(photos)} photos, tiles as boxes on '
           f'/detections) -> classifier_node (model {args.model}) -> /classified_detections',
           flush=True)
-    procs = [(subprocess.Popen(node_command('edge_classifier.node', {
-        'model': args.model, 'image_topics': '[/image_raw]',
-        'detection_topics': '[/detections]'})), 'classifier_node'),
-        (subprocess.Popen(node_command('edge_classifier.tools.sample_camera', {
-            'topic': '/image_raw', 'detections_topic': '/detections', 'rate': args.rate})),
-         'sample_camera')]
+    procs = _classifier_and_camera(args)
     seen = {}
 
     def show(msg, names):
@@ -98,11 +94,17 @@ def two_stage(args, photos):
 
 
 def _classifier_and_camera(args):
-    """[(classifier_node, name), (sample_camera playing the photos, name)] as processes."""
-    return [(subprocess.Popen(node_command('edge_classifier.node', {'model': args.model})),
-             'classifier_node'),
-            (subprocess.Popen(node_command('edge_classifier.tools.sample_camera', {
-                'encoding': args.encoding, 'rate': args.rate, 'frame_id_from_file': 'true'})),
+    """[(classifier_node, name), (sample_camera, name)] as processes: the camera plays the
+    photos, or (--two-stage) their 2x2 mosaics with the tiles as boxes on /detections."""
+    if args.two_stage:
+        node = {'model': args.model, 'image_topics': '[/image_raw]',
+                'detection_topics': '[/detections]'}
+        camera = {'topic': '/image_raw', 'detections_topic': '/detections', 'rate': args.rate}
+    else:
+        node = {'model': args.model}
+        camera = {'encoding': args.encoding, 'rate': args.rate, 'frame_id_from_file': 'true'}
+    return [(subprocess.Popen(node_command('edge_classifier.node', node)), 'classifier_node'),
+            (subprocess.Popen(node_command('edge_classifier.tools.sample_camera', camera)),
              'sample_camera')]
 
 
@@ -127,7 +129,8 @@ def web(args):
     procs = _classifier_and_camera(args) + [(subprocess.Popen(node_command(
         'edge_classifier.web_view', {'port': args.port})), 'web_view')]
     print(f'edge_classifier web demo (ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}): '
-          f'sample_camera -> classifier_node (model {args.model}) -> web_view\n'
+          f'sample_camera{" (stand-in detector)" if args.two_stage else ""} -> classifier_node '
+          f'(model {args.model}) -> web_view\n'
           f'open http://127.0.0.1:{args.port}/ in a browser (Ctrl-C stops)', flush=True)
     deadline = time.monotonic() + args.timeout if args.timeout else None
     status = 0

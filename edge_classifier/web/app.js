@@ -1,5 +1,6 @@
 // The web view's page: the overlay stream of the chosen source, its top-k with score bars
-// and the classifier's rates and latency, polled from /state (read-only: GET only).
+// (two-stage: each box's top-1), the classifier's rates and latency, polled from /state
+// (read-only: GET only).
 'use strict';
 const select = document.getElementById('source');
 const img = document.getElementById('overlay');
@@ -24,11 +25,22 @@ function showSources(sources) {
   document.getElementById('sources').hidden = sources.length < 2;
 }
 
+// A two-stage result lists its boxes, "<detection id>: <top-1>", in the detector's order.
+function entries(result) {
+  if (!result.boxes) return result.results;
+  return result.boxes.map((b) => ({
+    name: b.id + ': ' + (b.name === null ? 'not classified (skipped)' : b.name),
+    score: b.score === null ? 0 : b.score,
+  }));
+}
+
 function showResult(result) {
   const list = document.getElementById('topk');
   list.textContent = '';
+  document.getElementById('results_title').textContent =
+    result && result.boxes ? 'boxes: top-1 each' : 'top-k';
   if (!result) return;
-  for (const h of result.results) {
+  for (const h of entries(result)) {
     const item = document.createElement('li');
     item.className = 'hypothesis';
     const name = document.createElement('span');
@@ -43,8 +55,10 @@ function showResult(result) {
     item.append(name, score, bar);
     list.appendChild(item);
   }
+  const more = result.boxes && result.boxes_total > result.boxes.length
+    ? ' (' + result.boxes.length + ' of ' + result.boxes_total + ' boxes listed)' : '';
   document.getElementById('stamp').textContent =
-    (result.frame_id || '') + ' stamp ' + result.stamp.toFixed(3);
+    (result.frame_id || '') + ' stamp ' + result.stamp.toFixed(3) + more;
 }
 
 function showStats(stats) {
