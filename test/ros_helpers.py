@@ -6,10 +6,17 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+
+
+# HTTP to this machine's own servers (web_view, chromedriver), never through a proxy: urllib
+# sends even http://127.0.0.1 to $http_proxy unless $no_proxy lists it, and a developer's
+# or a robot's environment may set one. LOCAL_HTTP.open(url or Request, timeout=...).
+LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class Harness:

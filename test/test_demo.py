@@ -52,9 +52,8 @@ def test_web_demo_prints_the_url_and_serves_the_page_until_stopped(mode):
     import json
     import signal
     import socket
-    import urllib.request
 
-    from ros_helpers import stop, wait_for
+    from ros_helpers import LOCAL_HTTP, stop, wait_for
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
@@ -65,7 +64,7 @@ def test_web_demo_prints_the_url_and_serves_the_page_until_stopped(mode):
 
     def classified():
         try:
-            with urllib.request.urlopen(f'http://127.0.0.1:{port}/state', timeout=2) as r:
+            with LOCAL_HTTP.open(f'http://127.0.0.1:{port}/state', timeout=2) as r:
                 state.update(json.loads(r.read()))
         except OSError:
             return False

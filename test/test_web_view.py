@@ -22,7 +22,7 @@ from vision_msgs.msg import Classification, Detection2DArray, ObjectHypothesis
 from edge_classifier import resources
 from edge_classifier.postprocess import load_labels
 
-from ros_helpers import Harness, proc_status_kib, ros_process, stop, wait_for
+from ros_helpers import LOCAL_HTTP, Harness, proc_status_kib, ros_process, stop, wait_for
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 CHROMEDRIVER = shutil.which('chromedriver')
@@ -52,7 +52,7 @@ def start_web_view(ns, **params):
 
     def up():
         try:
-            return urllib.request.urlopen(base + '/state', timeout=1).status == 200
+            return LOCAL_HTTP.open(base + '/state', timeout=1).status == 200
         except OSError:
             return False
 
@@ -203,6 +203,7 @@ class WebDriver:
         caps = {'browserName': 'chrome', 'pageLoadStrategy': 'eager', 'goog:chromeOptions': {
             'binary': CHROMIUM, 'args': ['--headless=new', '--no-sandbox', '--disable-gpu',
                                          '--window-size=1280,800', '--no-first-run',
+                                         '--no-proxy-server',
                                          '--disable-background-networking',
                                          '--disable-component-update', '--disable-sync',
                                          '--disable-default-apps',
@@ -221,7 +222,7 @@ class WebDriver:
         request = urllib.request.Request(f'http://127.0.0.1:{self.port}{path}', data=data,
                                          method=method,
                                          headers={'Content-Type': 'application/json'})
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with LOCAL_HTTP.open(request, timeout=60) as response:
             return json.loads(response.read())['value']
 
     def get(self, url):
