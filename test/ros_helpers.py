@@ -10,6 +10,8 @@ import urllib.request
 from pathlib import Path
 
 import rclpy
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import SingleThreadedExecutor
 
 
@@ -58,7 +60,7 @@ class Harness:
         client per service is kept, and a repeatable request (get, list, describe, set to the
         same value) is sent again every `attempt` seconds until answered; a request that
         must not run twice (a lifecycle transition) is sent once and the caller checks what
-        happened (Managed.change asks get_state).
+        happened (change_state asks get_state).
         """
         key = (srv_type, service)
         if key not in self._clients:
@@ -82,6 +84,30 @@ class Harness:
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
         self._thread.join(2)
+
+
+# The state each transition of a managed node leads to when it succeeds.
+GOAL = {Transition.TRANSITION_CONFIGURE: State.PRIMARY_STATE_INACTIVE,
+        Transition.TRANSITION_ACTIVATE: State.PRIMARY_STATE_ACTIVE,
+        Transition.TRANSITION_DEACTIVATE: State.PRIMARY_STATE_INACTIVE,
+        Transition.TRANSITION_CLEANUP: State.PRIMARY_STATE_UNCONFIGURED}
+
+
+def get_state(ros, node):
+    """The current state id of the managed node `node` (its name from the root)."""
+    return ros.call(GetState, f'{node}/get_state', GetState.Request()).current_state.id
+
+
+def change_state(ros, node, transition_id, timeout=20.0):
+    """A transition of the managed node `node`: its success. Its response can be lost in
+    discovery (Harness.call): a transition is not sent twice, the state it left tells."""
+    request = ChangeState.Request()
+    request.transition.id = transition_id
+    response = ros.call(ChangeState, f'{node}/change_state', request, repeatable=False,
+                        timeout=timeout)
+    if response is None:
+        return get_state(ros, node) == GOAL[transition_id]
+    return response.success
 
 
 def wait_for(predicate, timeout=20.0, interval=0.05):

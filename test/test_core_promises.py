@@ -7,7 +7,6 @@ import cv2
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Log
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -15,8 +14,7 @@ from vision_msgs.msg import Classification, LabelInfo, VisionInfo
 
 from edge_classifier.wiring.diagnostics import BOOKS, BOOKS_KEY
 
-from ros_helpers import Harness, ros_process, stop, wait_for
-from test_overlay_lifecycle import GOAL
+from ros_helpers import Harness, change_state, ros_process, stop, wait_for
 from test_robustness import RELIABLE, good_image, node_on_fake_bpu
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -196,17 +194,8 @@ def test_nothing_is_published_after_deactivate_returns(ros, default_cfg, tmp_pat
     late = []
 
     def change(transition_id):
-        request = ChangeState.Request()
-        request.transition.id = transition_id
-        response = ros.call(ChangeState, f'/{name}/change_state', request, repeatable=False,
-                            timeout=30)
-        answered = time.monotonic()
-        if response is None:  # the response was lost in discovery (Harness.call): the state
-            state = ros.call(GetState, f'/{name}/get_state', GetState.Request())  # tells
-            assert state.current_state.id == GOAL[transition_id], transition_id
-        else:
-            assert response.success, transition_id
-        return answered
+        assert change_state(ros, f'/{name}', transition_id, timeout=30), transition_id
+        return time.monotonic()   # answered (or, response lost, the state seen)
 
     try:
         change(Transition.TRANSITION_CONFIGURE)

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State, Transition
-from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Classification, LabelInfo
@@ -16,7 +15,7 @@ from edge_classifier.overlay import draw, frame_to_bgr
 from edge_classifier.postprocess import Hypothesis
 from edge_classifier.wiring.diagnostics import node_of
 
-from ros_helpers import Harness, ros_process, stop, wait_for
+from ros_helpers import Harness, change_state, get_state, ros_process, stop, wait_for
 from test_node import small
 from test_robustness import good_image
 
@@ -142,12 +141,6 @@ def test_overlay_only_while_watched_with_the_source_header(ros, sample_bgr):
 
 
 # ---- managed node ----------------------------------------------------------------------
-GOAL = {Transition.TRANSITION_CONFIGURE: State.PRIMARY_STATE_INACTIVE,
-        Transition.TRANSITION_ACTIVATE: State.PRIMARY_STATE_ACTIVE,
-        Transition.TRANSITION_DEACTIVATE: State.PRIMARY_STATE_INACTIVE,
-        Transition.TRANSITION_CLEANUP: State.PRIMARY_STATE_UNCONFIGURED}
-
-
 class Managed:
     def __init__(self, ros, params, name):
         self.ros, self.name = ros, name
@@ -155,19 +148,10 @@ class Managed:
                                 ros_args=('-r', f'__node:={name}'))
 
     def state(self):
-        return self.ros.call(GetState, f'/{self.name}/get_state',
-                             GetState.Request()).current_state.id
+        return get_state(self.ros, f'/{self.name}')
 
     def change(self, transition_id):
-        """A transition's success. Its response can be lost in discovery (Harness.call): a
-        transition is not sent twice, the state it leaves tells instead."""
-        request = ChangeState.Request()
-        request.transition.id = transition_id
-        response = self.ros.call(ChangeState, f'/{self.name}/change_state', request,
-                                 repeatable=False, timeout=10)
-        if response is None:
-            return self.state() == GOAL[transition_id]
-        return response.success
+        return change_state(self.ros, f'/{self.name}', transition_id, timeout=10)
 
 
 def test_managed_node_configure_activate_deactivate_activate(ros, sample_bgr):
