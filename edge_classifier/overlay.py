@@ -82,9 +82,12 @@ def banner_size(bgr, title, hypotheses):
     return _banner(bgr, title, hypotheses)[4:]
 
 
-def draw(bgr, title, hypotheses):
-    """Write `title` and one 'name  score' line per hypothesis on a dark box, top left."""
+def draw(bgr, title, hypotheses, boxes=None, box_scale=1.0):
+    """Write `title` and one 'name  score' line per hypothesis on a dark box, top left;
+    `boxes` (draw_boxes') first, their labels clear of that box."""
     lines, scale, thickness, line_h, box_w, box_h = _banner(bgr, title, hypotheses)
+    if boxes:
+        draw_boxes(bgr, boxes, box_scale, avoid=(box_w, box_h))
     font = cv2.FONT_HERSHEY_SIMPLEX
     region = bgr[:box_h, :box_w]
     region[:] = (region * 0.35).astype(np.uint8)  # darken: legible on any picture
@@ -145,10 +148,8 @@ class OverlayWorker:
                 _, (frame, hypotheses, meta, publish, boxes) = self._jobs.popitem(last=False)
             try:
                 bgr = frame_to_bgr(frame, self.width)
-                if boxes:  # labels clear of the banner draw() writes
-                    draw_boxes(bgr, boxes, bgr.shape[1] / frame.width,
-                               banner_size(bgr, self.title, hypotheses))
-                if publish(draw(bgr, self.title, hypotheses), meta) is not False:
+                drawn = draw(bgr, self.title, hypotheses, boxes, bgr.shape[1] / frame.width)
+                if publish(drawn, meta) is not False:
                     self.drawn += 1
                 else:
                     self.dropped += 1

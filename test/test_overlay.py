@@ -245,11 +245,15 @@ def test_a_box_label_under_the_banner_moves_below_it():
     bar_h = th + base + 2
     plain = np.all(draw_boxes(grey.copy(), boxes) == BOX_COLOURS[0], axis=2)
     assert plain[2:bar_h, 3:20].mean() > 0.3                # the bar at the very top
-    banner = banner_size(grey, 'efficientnet_lite0 (onnxruntime)', HYPS[:2])
+    title = 'efficientnet_lite0 (onnxruntime)'
+    banner = banner_size(grey, title, HYPS[:2])
     out = draw_boxes(grey.copy(), boxes, avoid=banner)
     bar = np.all(out == BOX_COLOURS[0], axis=2)
     assert not bar[2:banner[1], 3:banner[0]].any()           # nothing but the outline there
     assert bar[banner[1] + 1:banner[1] + bar_h, 3:20].mean() > 0.3   # right below it
+    # draw() with the boxes does just that (the overlay worker's path)
+    assert np.array_equal(draw(grey.copy(), title, HYPS[:2], boxes),
+                          draw(out, title, HYPS[:2]))
     far = draw_boxes(grey.copy(), [((200, 100, 100, 100), HYPS[0])], avoid=banner)
     assert np.all(far == BOX_COLOURS[0], axis=2)[100 - bar_h + 1:100, 203:220].mean() > 0.3
 
