@@ -6,8 +6,10 @@ descriptors and checks (wiring/parameters.py), the launch file's argument checks
 test_params.py fails when the README and the table differ).
 
 A `model` row is a key of the model YAML (config/<model>.yaml): the node's default comes
-from the YAML that the `model` parameter names. A `node=False` row is a YAML key only
-(where a model comes from, for the models tool), never a node parameter.
+from the YAML that the `model` parameter names. Every row is a node parameter, so each
+shipped model YAML is also a valid params file for the node (`--params-file`, a launch
+file's `parameters=[...]`): the provenance rows (where a model comes from, read by the
+models tool) are read-only parameters that describe the loaded model.
 """
 import sys
 from dataclasses import dataclass
@@ -41,7 +43,6 @@ class Param:
     choices: Tuple[str, ...] = ()
     runtime: bool = False          # takes effect while the node runs (else fixed once configured)
     model: bool = False            # a model YAML key: the default comes from the model's YAML
-    node: bool = True              # a node parameter (False: a YAML key only)
 
     def check(self, value):
         """The value converted to the parameter's type; ValueError says what is wrong."""
@@ -252,20 +253,20 @@ TABLE = (
       '0 = any core.', 0, 64, model=True),
     P('bpu_priority', 'int', 0, 'BPU task priority passed to hobot_dnn forward().', 0, 255,
       model=True),
-    # ---- where a model comes from: YAML only, for the models tool --------------------
-    P('source', 'str', '', 'Where the models tool gets the model (efficientnet_lite0, '
-      'timm:<architecture>).', model=True, node=False),
+    # ---- where a model comes from (the models tool reads them; the node shows them) ----
+    P('source', 'str', '', 'Where the model comes from, for the models tool '
+      '(efficientnet_lite0, timm:<architecture>); informational for the node.', model=True),
     P('zoo_onnx_url', 'str', '', 'The RDK model zoo\'s ONNX file (models prepare '
-      '--download).', model=True, node=False),
+      '--download); informational for the node.', model=True),
     P('zoo_bin_url', 'str', '', 'The RDK model zoo\'s compiled .bin (models prepare '
-      '--download).', model=True, node=False),
-    P('notes', 'str', '', 'Free text about the model.', model=True, node=False),
+      '--download); informational for the node.', model=True),
+    P('notes', 'str', '', 'Free text about the model.', model=True),
 )
 del P
 
 BY_NAME = {p.name: p for p in TABLE}
 MODEL_KEYS = tuple(p.name for p in TABLE if p.model)
-NODE_PARAMS = tuple(p for p in TABLE if p.node)
+NODE_PARAMS = TABLE
 RUNTIME_KEYS = tuple(p.name for p in TABLE if p.runtime)
 
 

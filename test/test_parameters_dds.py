@@ -2,6 +2,8 @@
 descriptions from the one table, errors that blame the right origin, a managed node that
 is fixed by setting a parameter (no restart), one log line per transition, diagnostics
 named by the node's fully qualified name."""
+from pathlib import Path
+
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State, Transition
@@ -15,6 +17,9 @@ from edge_classifier.wiring.parameters import MANAGED, READ_ONLY
 from helpers import write_params_file
 from ros_helpers import Harness, ros_process, stop, wait_for
 from test_overlay_lifecycle import Managed
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / 'config'   # the files this repository ships
 
 
 @pytest.fixture(scope='module')
@@ -55,7 +60,6 @@ def test_every_parameter_describes_itself_from_the_table_and_errors_blame_the_or
                           ListParameters.Request()).result.names
         ours = [p.name for p in NODE_PARAMS]
         assert set(ours) <= set(listed)
-        assert not {'source', 'zoo_onnx_url', 'zoo_bin_url', 'notes'} & set(listed)
         described = ros.call(DescribeParameters, f'{node}/describe_parameters',
                              DescribeParameters.Request(names=ours)).descriptors
         for d in described:
@@ -168,3 +172,48 @@ def test_diagnostics_are_named_by_the_fully_qualified_name(ros):
         for proc in procs:
             code, _, err, _ = stop(proc)
             assert code == 0, err
+
+
+def _python_value(value):
+    """A ParameterValue as the Python value a YAML file gives."""
+    return {ParameterType.PARAMETER_BOOL: value.bool_value,
+            ParameterType.PARAMETER_INTEGER: value.integer_value,
+            ParameterType.PARAMETER_DOUBLE: value.double_value,
+            ParameterType.PARAMETER_STRING: value.string_value,
+            ParameterType.PARAMETER_DOUBLE_ARRAY: list(value.double_array_value)}[value.type]
+
+
+def test_every_shipped_model_yaml_is_a_params_file_the_node_takes(ros):
+    """config/<model>.yaml is in ROS 2 params-file form: `--params-file` (and a launch
+    file's parameters=[...]) hands it to the node unchanged, every key a parameter of the
+    node with the file's value (a managed node, unconfigured: no model file is needed)."""
+    import yaml
+    files = sorted(CONFIG_DIR.glob('*.yaml'))
+    assert len(files) == 12   # Lite0, MobileNetV2, V3 large and small, MobileOne S0-S4, B2-B4
+    procs = {path: ros_process('edge_classifier.lifecycle_node',
+                               ros_args=('--params-file', str(path),
+                                         '-r', f'__node:=params_{path.stem}'))
+             for path in files}
+    try:
+        for path, proc in procs.items():
+            expected = yaml.safe_load(path.read_text())['/**']['ros__parameters']
+            got = get_params(ros, f'/params_{path.stem}', sorted(expected))
+            assert {k: _python_value(v) for k, v in got.items()} == expected, path
+            assert proc.poll() is None, stop(proc, sig=None)[2]
+    finally:
+        results = {path: stop(proc) for path, proc in procs.items()}
+    for path, (code, _, err, _) in results.items():
+        assert code == 0 and 'unknown parameter' not in err, f'{path}: {err}'
+
+
+def test_the_default_model_yaml_as_params_file_runs_the_plain_node(ros):
+    path = CONFIG_DIR / 'efficientnet_lite0.yaml'
+    proc = ros_process('edge_classifier.node',
+                       ros_args=('--params-file', str(path), '-r', '__node:=params_plain'))
+    try:
+        got = get_params(ros, '/params_plain', ['model_name', 'source', 'workers'])
+        values = [_python_value(v) for v in got.values()]
+        assert values == ['efficientnet_lite0', 'efficientnet_lite0', 2]
+    finally:
+        code, _, err, _ = stop(proc, timeout=30)
+    assert code == 0 and 'Traceback' not in err, err

@@ -43,9 +43,12 @@ def test_every_parameter_says_what_it_does_and_its_range():
     assert 'Changes at run time.' in params.BY_NAME['top_k'].describe('RESTART')
 
 
-def test_provenance_keys_are_not_node_parameters():
+def test_every_model_yaml_key_is_a_node_parameter():
+    """A model YAML is a params file for the node: a key the node did not declare would be
+    refused as a typo (the provenance keys included: they describe the loaded model)."""
     names = {p.name for p in params.NODE_PARAMS}
-    assert not {'source', 'zoo_onnx_url', 'zoo_bin_url', 'notes'} & names
+    assert set(params.MODEL_KEYS) <= names
+    assert {'source', 'zoo_onnx_url', 'zoo_bin_url', 'notes'} <= names
     assert {'workers', 'top_k', 'model', 'image_topics'} <= names
 
 

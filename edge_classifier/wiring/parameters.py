@@ -153,10 +153,10 @@ class NodeParameters:
             raise StartupError(self.yaml_error)
         values, refresh = {}, []
         for key in MODEL_KEYS:
-            param, from_yaml = BY_NAME[key], getattr(self.yaml, key)
-            if not param.node or key not in self.user_set:
+            from_yaml = getattr(self.yaml, key)
+            if key not in self.user_set:
                 values[key] = from_yaml
-                if param.node and self._raw(key) != from_yaml:
+                if self._raw(key) != from_yaml:
                     refresh.append(Parameter(key, value=from_yaml))
             else:
                 values[key] = self._value(key)
@@ -225,7 +225,7 @@ class NodeParameters:
             if p.name == CLASS_NAMES:
                 return _refused(f'parameter {CLASS_NAMES} comes from labels_path: set that')
             param = BY_NAME.get(p.name)
-            if param is None or not param.node:
+            if param is None:
                 continue
             if self.configured and not param.runtime:
                 return _refused(f'parameter {p.name}: {MANAGED}')
