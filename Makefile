@@ -15,7 +15,7 @@ ROS_DOMAIN_ID ?= $(shell echo $$(( RANDOM % 100 + 1 )))
 export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-jazzy demo demo-two-stage demo-web browser test test-jazzy check-registry mutation bench clean
+.PHONY: setup setup-jazzy demo demo-two-stage demo-web browser test test-jazzy test-slow check-registry mutation bench clean
 setup:
 	@EDGE_CLASSIFIER_VENV=$(VENV) bash standalone/setup_env.sh
 
@@ -50,6 +50,14 @@ browser:
 test: setup
 	@echo "[test] $$($(PY) -V) ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"
 	@$(PY) -m pytest test $(PYTEST_ARGS)
+
+# The whole suite as on a slow or busy machine (CI runs it): the tests and every process
+# they start get 1/SLOW_FACTOR (default 3) of the CPU (standalone/slow_machine.sh: a cgroup
+# CPU quota as root, else a busy process per core).
+SLOW_FACTOR ?= 3
+export SLOW_FACTOR
+test-slow: setup
+	@bash standalone/slow_machine.sh $(MAKE) --no-print-directory test
 
 test-jazzy: setup-jazzy
 	@echo "[test-jazzy] ROS_DOMAIN_ID=$$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$$ROS_AUTOMATIC_DISCOVERY_RANGE"

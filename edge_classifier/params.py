@@ -177,7 +177,9 @@ TABLE = (
       'vision_msgs/Detection2DArray output: every input detection in order, its results the '
       'top-k of its box (empty for a skipped box).'),
     P('detection_timeout', 'float', 0.5, 'How long an image waits for its detections (and '
-      'detections for their image) before both are dropped (counted).', 0.001, 60.0, 's'),
+      'detections for their image) before both are dropped (counted), between their '
+      'arrivals (an array arrives when the node receives it, before it reads its boxes).',
+      0.001, 60.0, 's'),
     P('box_expand', 'float', 1.0, 'Each box\'s width and height are scaled by this around '
       'its centre before cropping (context for the classifier).', 0.1, 10.0, 'ratio'),
     P('box_square', 'bool', False, 'Grow each box\'s short side to its long side before '

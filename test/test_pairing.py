@@ -213,3 +213,26 @@ def test_balanced_needs_both_sides():
     assert good.balanced()
     assert not PairingStats(images=2, detections=3, paired=1, images_waiting=1).balanced()
     assert not PairingStats(images=3, detections=2, paired=1, detections_waiting=1).balanced()
+
+
+def test_age_is_counted_between_arrivals_not_to_when_the_node_read_a_message(setup):
+    """A large Detection2DArray reached the node 0.1 s after its image but took the node
+    0.7 s to read: it arrived within the timeout and pairs; one that arrived 0.6 s after
+    its image does not."""
+    pairing, pairs, clock = setup
+    pairing.image('a', key(1), 'img1')
+    received = clock.now + 0.1
+    clock.now += 0.8                         # the node has read it only now
+    pairing.detections('a', key(1), 'det1', arrived=received)
+    assert pairs == [('a', 'img1', 'det1')]
+    pairing.image('a', key(2), 'img2')
+    received = clock.now + 0.6
+    clock.now += 0.7
+    pairing.detections('a', key(2), 'det2', arrived=received)
+    assert pairs == [('a', 'img1', 'det1')]
+    s = books(pairing)['a']
+    assert (s.paired, s.images_unmatched, s.detections_waiting) == (1, 1, 1)
+    pairing.image('a', key(3), 'img3', arrived=clock.now - 0.2)   # images too
+    clock.now += 0.35
+    pairing.expire()
+    assert books(pairing)['a'].images_unmatched == 2

@@ -138,9 +138,10 @@ def node_on_fake_bpu(cfg, tmp_path, prefix, module='edge_classifier.node', param
 
 
 def test_flood_of_1080p_frames_keeps_memory_and_latency_bounded(ros, default_cfg, tmp_path):
-    """1080p frames at about 10x the model's rate: a slow model (the fake BPU adds 100 ms
-    per inference, ~9 fps with one worker) and the camera publishing as fast as it can."""
-    node = node_on_fake_bpu(default_cfg, tmp_path, '/flood', delay_ms=100)
+    """1080p frames at several times the model's rate: a slow model (the fake BPU adds 250
+    ms per inference: at most 4 fps with one worker) and the camera publishing as fast as it
+    can (a slow CPU makes 1080p frames at 14 fps, a fast one at 40 or more)."""
+    node = node_on_fake_bpu(default_cfg, tmp_path, '/flood', delay_ms=250)
     diag = Diagnostics(ros, 'edge_classifier')
     cam = ros_process('edge_classifier.tools.sample_camera', {
         'topic': '/flood/image', 'width': 1920, 'height': 1080, 'rate': 500.0})
@@ -169,7 +170,7 @@ def test_flood_of_1080p_frames_keeps_memory_and_latency_bounded(ros, default_cfg
           f'{inference:.1f} ms, end-to-end p50 {float(stats["end_to_end_ms_p50"]):.1f} / p99 '
           f'{e2e_p99:.1f} ms')
     assert int(stats['dropped']) > 0, 'a flood must drop stale frames'
-    assert in_fps > 5 * out_fps, f'not a flood: {in_fps:.0f} in, {out_fps:.1f} out'
+    assert in_fps > 2 * out_fps, f'not a flood: {in_fps:.0f} in, {out_fps:.1f} out'
     assert rss_end - rss_start < 100 * 1024, 'memory grew under the flood'
     assert e2e_p99 < 4 * inference + 30, 'frames queued behind the model'
 
