@@ -104,8 +104,13 @@ class WebView(Node):
     # ---- sources ------------------------------------------------------------------------
     def _discover(self):
         """Per-camera outputs (<image topic>/classification with an overlay) join the
-        selector when the classifier publishes them."""
-        graph = dict(self.get_topic_names_and_types())
+        selector when the classifier publishes them (that node's own publishers: another
+        robot's classifier, or a viewer's subscription, never joins)."""
+        ns, _, name = self.classifier_fqn.rpartition('/')
+        try:
+            graph = dict(self.get_publisher_names_and_types_by_node(name, ns or '/'))
+        except Exception:  # rclpy's NodeNameNonExistentError: the classifier is not up yet
+            graph = {}
         found = [self.topic] + sorted(
             t[:-len('/overlay')] for t, types in graph.items()
             if t.endswith('/classification/overlay') and 'sensor_msgs/msg/Image' in types and

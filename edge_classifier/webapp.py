@@ -8,22 +8,28 @@ state as JSON. web_view.py wires it to ROS topics.
     hub.stats({...})               # any thread: the classifier's diagnostics
 
 Routes: `/` the page, `/assets/<name>` the page's own files (a fixed list from
-edge_classifier/web: anything else, `../` included, is 404), `/stream?source=S` the
-overlay of S as multipart/x-mixed-replace JPEG, `/state?source=S` JSON. Read-only: every
-route is GET, nothing changes the robot.
+edge_classifier/web: anything else, `../` included, is 404), `/live?source=S` (WebSocket)
+the overlay of S together with its result, `/stream?source=S` the overlay of S as
+multipart/x-mixed-replace JPEG (for tools that show an MJPEG URL), `/state?source=S` JSON
+(rates, latency, the sources, the newest result). Read-only: nothing a client sends changes
+the robot (the WebSocket takes one word from the page, `next`: "I have shown the last").
+
+A picture and its result travel as one: the page gets, on `/live`, one message per frame
+holding the overlay JPEG and the result of that same frame (paired here by the header
+stamp: the overlay carries its image's header), and shows both in the same step, so the
+names beside the picture are always the picture's.
 
 Costs and bounds: a source's overlay is subscribed only while a stream of it is open
 (on_watch on the first, on_unwatch after the last). Each source keeps one JPEG, its newest;
 a stream sends the newest frame when the browser has taken the previous one, so a slow or
 stalled browser skips frames and never queues them: memory is bounded by one frame per
-source and one in flight per client, whatever the clients do. While a source's overlay is
-streamed, its state is the result of the overlay frame last delivered to a browser (same
-stamp), so the names beside the picture are the picture's. At most `max_clients`
+source and one in flight per client, whatever the clients do. At most `max_clients`
 streams are open at once; the next page or stream gets a 503 page saying so.
 """
 import asyncio
 import collections
 import json
+import struct
 import threading
 import time
 from pathlib import Path
@@ -33,6 +39,7 @@ import tornado.ioloop
 import tornado.iostream
 import tornado.netutil
 import tornado.web
+import tornado.websocket
 
 ASSETS_DIR = Path(__file__).resolve().parent / 'web'
 ASSETS = {'index.html': 'text/html; charset=utf-8', 'app.js': 'text/javascript; charset=utf-8',
@@ -43,16 +50,20 @@ BUSY_PAGE = ('<!doctype html><html><head><meta charset="utf-8"><title>edge_class
              'serves {n} browser(s), its limit (parameter <code>max_clients</code>). Close '
              'another view, or restart web_view with a higher <code>max_clients</code>.</p>'
              '</body></html>')
+# How long a frame waits for its result (it normally comes first: the classifier publishes
+# the result, then draws the overlay) before it is shown with none.
+PAIR_WAIT = 1.0
 
 
 class Hub:
     """What the pages show, shared between ROS callbacks (any thread) and the server (its
-    IOLoop's thread). Frames are (seq, jpeg bytes), newest only."""
+    IOLoop's thread). Frames are kept newest only, each with the result of the same frame
+    (same stamp) once it is known."""
 
     def __init__(self, sources, on_watch=None, on_unwatch=None):
         self._lock = threading.Lock()
         self._sources = list(sources)
-        self._frames = {}         # source -> (seq, jpeg, stamp)
+        self._frames = {}         # source -> _Frame, the newest
         self._delivered = {}      # source -> stamp of the frame a stream last delivered
         self._states = {}         # source -> the recent results (dicts), newest last
         self._stats = {}
@@ -69,15 +80,29 @@ class Hub:
 
     def frame(self, source, jpeg, stamp=None):
         with self._lock:
-            seq = self._frames.get(source, (0, None, None))[0] + 1
-            self._frames[source] = (seq, jpeg, stamp)
-        if self.loop is not None:
-            self.loop.add_callback(self._wake)
+            old = self._frames.get(source)
+            result = next((r for r in reversed(self._states.get(source, ()))
+                           if stamp is not None and r.get('stamp') == stamp), None)
+            self._frames[source] = _Frame((old.seq if old else 0) + 1, jpeg, stamp, result,
+                                          time.monotonic())
+        self._notify()
 
     def state(self, source, state):
         with self._lock:
             recent = self._states.setdefault(source, collections.deque(maxlen=30))
-            recent.append(dict(state, received=time.time()))
+            state = dict(state, received=time.time())
+            recent.append(state)
+            frame = self._frames.get(source)
+            paired = frame is not None and frame.result is None and \
+                frame.stamp is not None and frame.stamp == state.get('stamp')
+            if paired:
+                frame.result = state
+        if paired:
+            self._notify()
+
+    def _notify(self):
+        if self.loop is not None:
+            self.loop.add_callback(self._wake)
 
     def stats(self, stats):
         with self._lock:
@@ -95,21 +120,31 @@ class Hub:
 
     def snapshot(self, source):
         with self._lock:
-            seq = self._frames.get(source, (0, None, None))[0]
-            stamp = self._delivered.get(source)
+            frame = self._frames.get(source)
             recent = self._states.get(source) or [None]
-            shown = [r for r in recent if r is not None and stamp is not None and
-                     r.get('stamp') == stamp]
-            return {'sources': list(self._sources), 'source': source,
-                    'result': shown[-1] if shown else recent[-1],
+            return {'sources': list(self._sources), 'source': source, 'result': recent[-1],
                     'stats': dict(self._stats), 'clients': sum(self._watchers.values()),
-                    'frames': seq}
+                    'frames': frame.seq if frame else 0,
+                    'delivered': self._delivered.get(source)}
 
     def latest(self, source):
         """(seq, jpeg, stamp) of the source's newest overlay; (0, None, None) before the
         first."""
         with self._lock:
-            return self._frames.get(source, (0, None, None))
+            frame = self._frames.get(source)
+            return (frame.seq, frame.jpeg, frame.stamp) if frame else (0, None, None)
+
+    def paired(self, source):
+        """(seq, jpeg, meta) of the source's newest overlay with its own result: meta is
+        {'stamp', 'result'}; None while the result may still come (PAIR_WAIT), after
+        which the frame is shown with result None. (0, None, None) before the first."""
+        with self._lock:
+            frame = self._frames.get(source)
+            if frame is None:
+                return 0, None, None
+            if frame.result is None and time.monotonic() - frame.arrived < PAIR_WAIT:
+                return frame.seq, frame.jpeg, None
+            return frame.seq, frame.jpeg, {'stamp': frame.stamp, 'result': frame.result}
 
     def delivered(self, source, stamp):
         with self._lock:
@@ -150,7 +185,17 @@ class Hub:
                 future.set_result(None)
 
 
-class _Base(tornado.web.RequestHandler):
+class _Frame:
+    __slots__ = ('seq', 'jpeg', 'stamp', 'result', 'arrived')
+
+    def __init__(self, seq, jpeg, stamp, result, arrived):
+        self.seq, self.jpeg, self.stamp = seq, jpeg, stamp
+        self.result, self.arrived = result, arrived
+
+
+class _Serving:
+    """What every route shares (plain HTTP and the WebSocket)."""
+
     def initialize(self, hub, max_clients, default_source):
         self.hub = hub
         self.max_clients = max_clients
@@ -179,6 +224,10 @@ class _Base(tornado.web.RequestHandler):
     def write_error(self, status_code, **kwargs):
         self.set_header('Content-Type', 'text/plain; charset=utf-8')
         self.finish(f'{status_code}: {self._reason}\n')
+
+
+class _Base(_Serving, tornado.web.RequestHandler):
+    pass
 
 
 class PageHandler(_Base):
@@ -243,6 +292,62 @@ class StreamHandler(_Base):
             self.hub.unwatch(source)
 
 
+class LiveHandler(_Serving, tornado.websocket.WebSocketHandler):
+    """The page's live view of one source (WebSocket): one binary message per frame, a
+    4-byte big-endian length, that many bytes of JSON ({'stamp', 'result'}: the result of
+    this very frame), then the overlay JPEG. The next frame goes once the page has said
+    `next` (it has shown this one): the newest then, never a queue. Cross-origin
+    connections are refused (tornado's origin check)."""
+
+    watching = False
+    shown = None
+    watched = None
+
+    async def get(self, *args, **kwargs):
+        self.watched = self.source()
+        if self.busy():
+            return
+        await super().get(*args, **kwargs)
+
+    def open(self, *args, **kwargs):
+        self.hub.watch(self.watched)
+        self.watching = True
+        self.shown = asyncio.Event()
+        self.shown.set()
+        asyncio.ensure_future(self._pump())
+
+    def on_message(self, message):
+        if message == 'next':
+            self.shown.set()
+
+    def on_close(self):
+        if self.watching:
+            self.watching = False
+            self.hub.unwatch(self.watched)
+        if self.shown is not None:
+            self.shown.set()
+
+    async def _pump(self):
+        sent = 0
+        while self.watching:
+            await self.shown.wait()
+            seq, jpeg, meta = self.hub.paired(self.watched)
+            if not self.watching:
+                return
+            if jpeg is None or seq == sent or meta is None:
+                await self.hub.wait_frame(0.1 if meta is None and jpeg is not None else 1.0)
+                continue
+            sent = seq
+            self.shown.clear()
+            head = json.dumps(meta).encode()
+            try:
+                await self.write_message(struct.pack('>I', len(head)) + head + jpeg,
+                                         binary=True)
+            except tornado.websocket.WebSocketClosedError:
+                return
+            self.hub.delivered(self.watched, meta['stamp'])
+
+
 def make_app(hub, max_clients=8, default_source=None):
     default_source = default_source or (hub.sources[0] if hub.sources else '')
     args = dict(hub=hub, max_clients=max_clients, default_source=default_source)
@@ -251,6 +356,7 @@ def make_app(hub, max_clients=8, default_source=None):
         (r'/assets/(.*)', AssetHandler, args),
         (r'/state', StateHandler, args),
         (r'/stream', StreamHandler, args),
+        (r'/live', LiveHandler, args),
     ], compress_response=False)
 
 

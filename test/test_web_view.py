@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -116,6 +117,81 @@ def test_the_overlay_is_subscribed_only_while_a_browser_streams_it(ros):
         second.close()
         assert wait_for(lambda: pub.get_subscription_count() == 0, timeout=10)
     finally:
+        code, _, err, _ = stop(proc)
+    assert code == 0 and 'Traceback' not in err, err
+
+
+def live_messages(base, actions, source=''):
+    """A client of /live (the page's WebSocket), run to the end: `actions` is a list of
+    'read' (one message, parsed to (meta, jpeg)), ('quiet', seconds) (None if no message
+    came meanwhile, else the message) and 'next'; returns what the reads gave."""
+    import asyncio
+    import struct
+
+    import tornado.websocket
+
+    async def run():
+        query = f'?source={source}' if source else ''
+        conn = await tornado.websocket.websocket_connect(base.replace('http', 'ws') +
+                                                         '/live' + query)
+        got = []
+        for action in actions:
+            if action == 'next':
+                await conn.write_message('next')
+                continue
+            timeout = action[1] if isinstance(action, tuple) else 20
+            try:
+                data = await asyncio.wait_for(conn.read_message(), timeout)
+            except asyncio.TimeoutError:
+                got.append(None)
+                continue
+            (n,) = struct.unpack('>I', data[:4])
+            got.append((json.loads(data[4:4 + n]), data[4 + n:]))
+        conn.close()
+        return got
+    return asyncio.run(run())
+
+
+def test_live_sends_each_picture_with_its_own_result_and_waits_for_the_page(ros):
+    """/live: a message holds the overlay JPEG and the result of that frame (same stamp),
+    whatever order the two arrived in; the next goes only once the page said `next`."""
+    import cv2
+    import numpy as np
+    proc, base, _ = start_web_view('/wv7')
+    overlay = ros.node.create_publisher(Image, '/wv7/classification/overlay', 1)
+    result = ros.node.create_publisher(Classification, '/wv7/classification', 10)
+    stop_flag, stamp = [], [0]
+
+    def publish():   # 20 Hz: results and overlays alternate which comes first
+        while not stop_flag:
+            stamp[0] += 1
+            o = Image(height=48, width=64, encoding='bgr8', step=192)
+            o.data = np.full((48, 64, 3), stamp[0] % 256, np.uint8).tobytes()
+            r = Classification()
+            r.results = [ObjectHypothesis(class_id=str(stamp[0] % 1000), score=0.5)]
+            o.header.stamp.sec = r.header.stamp.sec = stamp[0]
+            for pub, msg in [(overlay, o), (result, r)][::(-1 if stamp[0] % 2 else 1)]:
+                pub.publish(msg)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    try:
+        got = live_messages(base, ['read', ('quiet', 1.5), 'next', 'read', 'next', 'read'])
+        first, quiet, second, third = got
+        assert quiet is None, 'a message came before the page asked for the next'
+        for meta, jpeg in (first, second, third):
+            frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            stamp_of_picture = round(meta['stamp'])
+            assert abs(int(frame.mean()) - stamp_of_picture % 256) <= 2   # the picture's own
+            assert meta['result']['stamp'] == meta['stamp']
+            assert meta['result']['results'][0]['class_id'] == str(stamp_of_picture % 1000)
+        assert first[0]['stamp'] < second[0]['stamp'] < third[0]['stamp']
+        # the newest frame after a pause: frames in between were skipped, never queued
+        assert second[0]['stamp'] - first[0]['stamp'] >= 10
+    finally:
+        stop_flag.append(True)
+        thread.join(5)
         code, _, err, _ = stop(proc)
     assert code == 0 and 'Traceback' not in err, err
 
@@ -245,7 +321,8 @@ class WebDriver:
             shutil.rmtree(self.profile, ignore_errors=True)
 
 
-PAGE = """return {width: document.getElementById('overlay').naturalWidth,
+PAGE = """return {width: document.getElementById('overlay').dataset.stamp ?
+                        document.getElementById('overlay').width : 0,
                  top1: (document.querySelector('#topk .name') || {}).textContent || '',
                  stamp: document.getElementById('stamp').textContent,
                  fps: document.getElementById('classified_fps').textContent};"""
@@ -256,9 +333,10 @@ def test_in_a_real_browser_the_page_shows_the_overlay_and_the_published_top1(ros
     node = ros_process('edge_classifier.node', {'image_topics': ['image_raw']},
                        ros_args=['-r', '__ns:=/wvb'])
     camera = ros_process('edge_classifier.tools.sample_camera',
-                         {'rate': 2.0, 'frame_id_from_file': True},
+                         {'rate': 5.0, 'frame_id_from_file': True},
                          ros_args=['-r', '__ns:=/wvb'])
     results = ros.collect(Classification, '/wvb/classification')
+    overlays = ros.collect(Image, '/wvb/classification/overlay')
     proc, base, _ = start_web_view('/wvb')
     names = load_labels(resources.models_dir() / 'imagenet1k_labels.txt', 1000)
     browser = None
@@ -290,6 +368,7 @@ def test_in_a_real_browser_the_page_shows_the_overlay_and_the_published_top1(ros
         assert shown['top1'] == names[int(match[0].results[0].class_id)]
         browser.screenshot(os.environ.get('EDGE_CLASSIFIER_SCREENSHOT',
                                           str(tmp_path / 'web_view.png')))
+        picture_and_panel_agree(browser, results, overlays, names)
     finally:
         if browser is not None:
             browser.quit()
@@ -301,10 +380,21 @@ def test_in_a_real_browser_the_page_shows_the_overlay_and_the_published_top1(ros
 
 def test_per_camera_outputs_join_the_selector(ros):
     """A classifier with per_source_output publishes <image>/classification and its overlay:
-    the page offers them next to the merged output, and serves their state."""
+    the page offers them next to the merged output, and serves their state. Only the
+    classifier it follows counts: another node's outputs (another robot's classifier,
+    a viewer's subscription) never join."""
+    import rclpy
     proc, base, _ = start_web_view('/wv5')
-    result = ros.node.create_publisher(Classification, '/wv5/front/image_raw/classification', 10)
-    overlay = ros.node.create_publisher(Image, '/wv5/front/image_raw/classification/overlay', 1)
+    # stand-ins in this process: the classifier the web view follows, and another node
+    classifier = rclpy.create_node('edge_classifier', namespace='/wv5', context=ros.context)
+    other = rclpy.create_node('edge_classifier', namespace='/wv5_other', context=ros.context)
+    result = classifier.create_publisher(Classification, '/wv5/front/image_raw/classification',
+                                         10)
+    overlay = classifier.create_publisher(Image, '/wv5/front/image_raw/classification/overlay',
+                                          1)
+    other.create_publisher(Classification, '/wv5/rear/image_raw/classification', 10)
+    other.create_publisher(Image, '/wv5/rear/image_raw/classification/overlay', 1)
+    ros.executor.add_node(classifier)
     try:
         def listed():
             return json.loads(get(base, '/state')[1])['sources'] == [
@@ -324,7 +414,56 @@ def test_per_camera_outputs_join_the_selector(ros):
         assert overlay.get_subscription_count() == 0
     finally:
         code, _, err, _ = stop(proc)
+        ros.executor.remove_node(classifier)
+        classifier.destroy_node()
+        other.destroy_node()
     assert code == 0 and 'Traceback' not in err, err
+
+
+SAMPLE = """const shown = document.getElementById('overlay');
+const small = document.createElement('canvas');
+small.width = 32; small.height = 24;
+const context = small.getContext('2d');
+context.drawImage(shown, 0, 0, 32, 24);
+return {pixels: Array.from(context.getImageData(0, 0, 32, 24).data),
+        top1: (document.querySelector('#topk .name') || {}).textContent || ''};"""
+
+
+def thumbnail(msg):
+    import cv2
+    import numpy as np
+    bgr = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)
+    return cv2.resize(bgr, (32, 24), interpolation=cv2.INTER_AREA)[:, :, ::-1].astype(float)
+
+
+def picture_and_panel_agree(browser, results, overlays, names, samples=30):
+    """At 30 random moments, which photo the page's picture shows (by its pixels, against
+    the overlays the classifier published) and the top-1 beside it: always that photo's
+    top-1 (the picture and its names are shown together)."""
+    import random
+
+    import numpy as np
+    assert wait_for(lambda: len({m.header.frame_id for m in list(overlays)}) >= 6 and
+                    len({m.header.frame_id for m in list(results)}) >= 6,
+                    timeout=30), 'the results and overlays of the six photos never came'
+    top1 = {m.header.frame_id: names[int(m.results[0].class_id)] for m in list(results)}
+    looks = {m.header.frame_id: thumbnail(m) for m in list(overlays)}
+    assert len(set(top1[photo] for photo in looks)) >= 4   # the photos' results differ
+    rng = random.Random(4)
+    seen = []
+    for _ in range(samples):
+        time.sleep(rng.uniform(0.02, 0.4))
+        shown = browser.js(SAMPLE)
+        pixels = np.asarray(shown['pixels'], float).reshape(24, 32, 4)[:, :, :3]
+        distance = sorted((np.abs(pixels - look).mean(), photo)
+                          for photo, look in looks.items())
+        (best, photo), (second, _) = distance[:2]
+        assert best < 0.5 * second, f'the picture is none of the photos: {distance}'
+        seen.append((photo, shown['top1'], top1[photo]))
+    wrong = [s for s in seen if s[1] != s[2]]
+    assert not wrong, f'{len(wrong)} of {samples}: (photo shown, panel top-1, its top-1): ' \
+                      f'{wrong}'
+    assert len({photo for photo, _, _ in seen}) >= 3   # the picture changed meanwhile
 
 
 # ---- the two-stage pipeline: the page lists each box with its top-1 ----------------------
@@ -377,7 +516,8 @@ def test_two_stage_state_lists_each_box_with_its_published_top1(two_stage):
     assert all(0 < b['score'] <= 1 for b in seen['boxes'])
 
 
-BOXES = """return {width: document.getElementById('overlay').naturalWidth,
+BOXES = """return {width: document.getElementById('overlay').dataset.stamp ?
+                         document.getElementById('overlay').width : 0,
                   title: document.getElementById('results_title').textContent,
                   stamp: document.getElementById('stamp').textContent,
                   names: Array.from(document.querySelectorAll('#topk .name'),

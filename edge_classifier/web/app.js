@@ -1,15 +1,18 @@
-// The web view's page: the overlay stream of the chosen source, its top-k with score bars
-// (two-stage: each box's top-1), the classifier's rates and latency, polled from /state
-// (read-only: GET only).
+// The web view's page: the overlay of the chosen source with the results of that same
+// frame (two-stage: each box's top-1), and the classifier's rates and latency.
+// A picture and its result come as one WebSocket message (/live) and are shown in the same
+// step: the names beside the picture are always the picture's. /state is polled for the
+// sources, rates and latency (and the newest result while no picture comes). Read-only: the
+// page only ever says "next" (it has shown a frame).
 'use strict';
 const select = document.getElementById('source');
-const img = document.getElementById('overlay');
+const canvas = document.getElementById('overlay');
+const context = canvas.getContext('2d');
 const params = new URLSearchParams(location.search);
 let source = params.get('source');
-
-function streamOf(name) {
-  return 'stream?source=' + encodeURIComponent(name);
-}
+let socket = null;
+let pictureAt = 0;            // when the last picture was shown (performance.now())
+const NO_PICTURE_MS = 3000;   // after this long without one, /state's result is shown
 
 function showSources(sources) {
   const have = Array.from(select.options).map((o) => o.value).join('\n');
@@ -34,12 +37,16 @@ function entries(result) {
   }));
 }
 
-function showResult(result) {
+function showResult(result, stamp) {
   const list = document.getElementById('topk');
   list.textContent = '';
   document.getElementById('results_title').textContent =
     result && result.boxes ? 'boxes: top-1 each' : 'top-k';
-  if (!result) return;
+  if (!result) {
+    document.getElementById('stamp').textContent =
+      stamp === undefined ? '' : 'stamp ' + stamp.toFixed(3) + ': no result for this frame';
+    return;
+  }
   for (const h of entries(result)) {
     const item = document.createElement('li');
     item.className = 'hypothesis';
@@ -70,6 +77,45 @@ function showStats(stats) {
   put('model', stats.model || '–');
 }
 
+// One message: 4-byte big-endian length, that much JSON {stamp, result}, the JPEG.
+async function onFrame(ws, data) {
+  const length = new DataView(data).getUint32(0);
+  const meta = JSON.parse(new TextDecoder().decode(new Uint8Array(data, 4, length)));
+  let bitmap = null;
+  try {
+    bitmap = await createImageBitmap(new Blob([new Uint8Array(data, 4 + length)],
+      { type: 'image/jpeg' }));
+  } catch (error) {
+    bitmap = null;   // a frame the browser cannot decode: skipped
+  }
+  if (ws !== socket) return;   // the source changed meanwhile
+  if (bitmap) {
+    // picture and names in one step: the browser paints them together
+    if (canvas.width !== bitmap.width) canvas.width = bitmap.width;
+    if (canvas.height !== bitmap.height) canvas.height = bitmap.height;
+    context.drawImage(bitmap, 0, 0);
+    bitmap.close();
+    canvas.dataset.stamp = meta.stamp;
+    showResult(meta.result, meta.stamp);
+    pictureAt = performance.now();
+    document.getElementById('status').textContent = 'live';
+  }
+  ws.send('next');
+}
+
+function connect() {
+  if (socket) socket.close();
+  const base = location.href.replace(/[?#].*$/, '').replace(/[^/]*$/, '');
+  const ws = new WebSocket(base.replace(/^http/, 'ws') + 'live?source=' +
+    encodeURIComponent(source));
+  ws.binaryType = 'arraybuffer';
+  ws.onmessage = (event) => onFrame(ws, event.data);
+  ws.onclose = () => {
+    if (ws === socket) setTimeout(() => { if (ws === socket) connect(); }, 1000);
+  };
+  socket = ws;
+}
+
 async function poll() {
   try {
     const query = source ? '?source=' + encodeURIComponent(source) : '';
@@ -77,11 +123,14 @@ async function poll() {
     if (!response.ok) throw new Error('HTTP ' + response.status);
     const state = await response.json();
     showSources(state.sources);
-    if (!img.src.endsWith(streamOf(source))) img.src = streamOf(source);
-    showResult(state.source === source ? state.result : null);
+    if (!socket) connect();
     showStats(state.stats);
-    document.getElementById('status').textContent =
-      state.result ? 'live' : 'waiting for results on ' + source;
+    if (performance.now() - pictureAt > NO_PICTURE_MS) {
+      showResult(state.source === source ? state.result : null);
+      document.getElementById('status').textContent = state.result
+        ? 'results, no picture (is the classifier drawing classification/overlay?)'
+        : 'waiting for results on ' + source;
+    }
   } catch (error) {
     document.getElementById('status').textContent = 'web_view unreachable (' + error.message + ')';
   }
@@ -89,7 +138,8 @@ async function poll() {
 
 select.addEventListener('change', () => {
   source = select.value;
-  img.src = streamOf(source);
+  pictureAt = 0;
+  connect();
   poll();
 });
 poll();
