@@ -57,7 +57,11 @@ def test_folder_per_class_layout_quantize_and_int8_column(samples, tmp_path, def
     int8 = tmp_path / 'tiny.int8.onnx'
     meta = ort.InferenceSession(str(int8)).get_modelmeta().custom_metadata_map
     assert 'calibration images through NV12' in meta['edge_classifier.quantization']
+    assert '7-bit weights' in meta['edge_classifier.quantization']
     assert '4 images' in proc.stdout
+    # 7-bit weights: a uint8 x int8 pair sums to at most 2 * 255 * 64 = 32640, inside the
+    # 16 bits ONNX Runtime's AVX2 kernels add into without VNNI: the same result anywhere
+    assert 0 < int8_weight_magnitude(int8) <= 64
     proc = run('evaluate', str(data), '--model', str(model_yaml))
     assert proc.returncode == 0, proc.stderr
     rows = table(proc.stdout)
@@ -66,6 +70,23 @@ def test_folder_per_class_layout_quantize_and_int8_column(samples, tmp_path, def
     assert all(top1 <= top5 for _, top1, top5 in rows.values())
     assert 'not-a-class: folder name is neither a class index nor a class name' in proc.stderr
     assert 'UNTRAINED' in proc.stdout
+    assert '# CPU: ' in proc.stdout and 'int8 kernels' in proc.stdout
+    assert f'# int8 model: {int8} (int8 static (QDQ, 7-bit weights' in proc.stdout
+
+    proc = run('quantize', str(data), '--model', str(model_yaml), '--full-range',
+               '--out', str(tmp_path / 'full.onnx'))
+    assert proc.returncode == 0, proc.stderr
+    assert int8_weight_magnitude(tmp_path / 'full.onnx') > 64
+
+
+def int8_weight_magnitude(path):
+    """The largest |weight| among a QDQ model's int8 initializers."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, numpy_helper
+    model = onnx.load(str(path))
+    return max(int(np.abs(numpy_helper.to_array(t).astype(int)).max())
+               for t in model.graph.initializer if t.data_type == TensorProto.INT8)
 
 
 def test_bad_folders_are_clear_errors(tmp_path):

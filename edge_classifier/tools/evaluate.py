@@ -37,6 +37,31 @@ class DatasetError(EdgeClassifierError, ValueError):
     pass
 
 
+def cpu_description():
+    """The CPU this ran on and what decides ONNX Runtime's int8 kernels: (name, features).
+    Without VNNI, its uint8 x int8 kernels saturate on full-range int8 weights."""
+    import platform
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            key, _, value = line.partition(':')
+            if key.strip() == 'model name':
+                name = value.strip()
+            elif key.strip() in ('flags', 'Features'):
+                flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'asimddp', 'i8mm')
+    features = [f for f in wanted if f in flags]
+    vnni = bool({'avx512_vnni', 'avx_vnni'} & flags)
+    if 'avx2' in flags:
+        kind = ('int8 kernels with VNNI' if vnni else
+                'int8 kernels WITHOUT VNNI (full-range int8 weights saturate)')
+    else:
+        kind = 'not x86 AVX2' if flags else 'CPU features unknown'
+    return name, f'{platform.machine()}, {", ".join(features) or "no AVX2"}: {kind}'
+
+
 def load_dataset(folder, class_names=None):
     """[(path, label)] and [(what, reason)] problems, from either layout."""
     folder = Path(folder)
@@ -148,7 +173,13 @@ def main(argv=None):
     for what, reason in skipped:
         print(f'skipped {what}: {reason}', file=sys.stderr)
     weights = 'UNTRAINED weights: accuracy is meaningless' if clf.untrained else 'trained'
-    print(f'# {cfg.model_name} on {args.images} ({weights}); ONNX Runtime on the CPU\n')
+    cpu, features = cpu_description()
+    print(f'# {cfg.model_name} on {args.images} ({weights}); ONNX Runtime on the CPU')
+    print(f'# CPU: {cpu} ({features})')
+    if int8 is not None:
+        print(f'# int8 model: {int8_path} '
+              f'({int8.backend.metadata.get("edge_classifier.quantization", "not tagged")})')
+    print()
     print('| path | images | top-1 % | top-5 % |\n|---|---|---|---|')
     for row in rows:
         print(f'| {row["path"]} | {row["images"]} | {row["top1"]:.2f} | {row["top5"]:.2f} |')
