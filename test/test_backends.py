@@ -132,6 +132,62 @@ def test_adaptive_threads_really_run_on_the_session_they_choose(default_cfg, sam
             'two runs at once never share the wide session'
 
 
+class _TimedSession:
+    """A session stand-in on a test clock: each run takes `ms` of it."""
+
+    def __init__(self, clock, ms, log, name):
+        self.clock, self.ms, self.log, self.name = clock, ms, log, name
+
+    def run(self, *args):
+        self.log.append(self.name)
+        self.clock.now += self.ms / 1000
+        return [np.zeros((1, 1000), np.float32)]
+
+
+def test_sparse_frames_go_back_to_the_wide_session_after_a_narrow_run(default_cfg):
+    """A slow CPU at 30 Hz: one thread takes 24 ms, two 14 ms, a frame comes every 33 ms.
+    After one run went narrow (it overlapped another), the next sparse frames run wide
+    again: the margin is half a wide run, not half the last run (9 ms of idle after a
+    24 ms run would have kept every later frame narrow)."""
+    class Clock:
+        now = 100.0
+
+        def __call__(self):
+            return self.now
+
+    clock, log = Clock(), []
+    cfg = default_cfg.replace(workers=2, ort_intra_op_threads=0, ort_adaptive_threads=True)
+    with create_backend(cfg, backend='onnxruntime') as backend:
+        backend.clock = clock
+        backend.session = _TimedSession(clock, 14, log, 'wide')
+        backend._narrow = _TimedSession(clock, 24, log, 'narrow')
+        blob = np.zeros((1, 3, 224, 224), np.float32)
+
+        def frame(at):
+            clock.now = max(clock.now, 100.0 + at)
+            backend.run_blob(blob)
+
+        for i in range(3):
+            frame(i / 30)
+        backend._running = 1          # a frame that starts while another worker infers
+        frame(3 / 30)
+        backend._running = 0
+        for i in range(4, 10):
+            frame(i / 30)
+    assert log == ['wide'] * 3 + ['narrow'] + ['wide'] * 6
+    # back to back (a flood), the frames stay narrow
+    log.clear()
+    with create_backend(cfg, backend='onnxruntime') as backend:
+        backend.clock = clock
+        backend.session = _TimedSession(clock, 14, log, 'wide')
+        backend._narrow = _TimedSession(clock, 24, log, 'narrow')
+        backend.run_blob(blob)
+        for _ in range(5):
+            clock.now += 0.001            # the next frame is already waiting
+            backend.run_blob(blob)
+    assert log == ['wide'] + ['narrow'] * 5
+
+
 def test_channel_order_bgr_reverses_the_channels_of_the_onnx_input(default_cfg):
     """A pure red frame: channel 0 of the blob is red for rgb models, blue for bgr ones."""
     red = np.zeros((224, 224, 3), np.uint8)

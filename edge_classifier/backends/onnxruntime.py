@@ -31,7 +31,8 @@ class OnnxRuntimeBackend(Backend):
         self._lock = threading.Lock()
         self._running = 0
         self._last_end = float('-inf')
-        self._last_run = 0.0
+        self._wide_run = 0.0            # how long the last run on the wide session took
+        self.clock = time.monotonic
         self.narrow_runs = 0            # runs that went to the single-threaded session
         self._local = threading.local()
         self._mean = np.asarray(cfg.mean, np.float32).reshape(3, 1, 1)
@@ -90,15 +91,18 @@ class OnnxRuntimeBackend(Backend):
 
     def _run(self, blob):
         """One session run: the wide session when the backend is idle (no run in flight,
-        none ended within half a run's time: sparse frames), else the single-threaded one
-        (when there is one). The margin keeps back-to-back runs of several workers on one
-        thread each, instead of one of them grabbing every core now and then."""
+        none ended within half a wide run's time: sparse frames), else the single-threaded
+        one (when there is one). The margin keeps back-to-back runs of several workers on
+        one thread each, instead of one of them grabbing every core now and then. It is
+        half of a *wide* run: measured against the last run of either kind, a CPU where a
+        single-threaded run is longer than half the frame interval (Lite0 at 30 Hz on a
+        slow CPU: 24 of 33 ms) never left the narrow session once it had used it."""
         narrow = self._narrow
         if narrow is None:
             return self.session.run(None, {self.input_name: blob})[0]
         with self._lock:
-            start = time.monotonic()
-            idle = self._running == 0 and start - self._last_end >= self._last_run / 2
+            start = self.clock()
+            idle = self._running == 0 and start - self._last_end >= self._wide_run / 2
             session = self.session if idle else narrow
             self._running += 1
             self.narrow_runs += not idle
@@ -107,8 +111,9 @@ class OnnxRuntimeBackend(Backend):
         finally:
             with self._lock:
                 self._running -= 1
-                self._last_end = time.monotonic()
-                self._last_run = self._last_end - start
+                self._last_end = self.clock()
+                if idle:
+                    self._wide_run = self._last_end - start
 
     def _buffers(self, n):
         local = self._local
