@@ -194,6 +194,22 @@ def classifier_failure(executable, returncode, output):
                             f'{last_error_line(output)}')
 
 
+class OutputTail:
+    """The last `limit` characters of a process's output (its last error line is in
+    them): what the launch file keeps of the classifier's stderr, bounded however long
+    the robot runs."""
+
+    def __init__(self, limit=16384):
+        self.limit = limit
+        self._text = ''
+
+    def add(self, text):
+        self._text = (self._text + text)[-self.limit:]
+
+    def text(self):
+        return self._text
+
+
 def colour_output(stream):
     """emulate_tty for the launched nodes: a pseudo-terminal (so rcutils colours its logs)
     only when launch's own output is a terminal; a log redirected to a file stays plain.

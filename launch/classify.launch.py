@@ -32,7 +32,8 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
-from edge_classifier.launch_args import ARGUMENTS, classifier_failure, colour_output, plan
+from edge_classifier.launch_args import (ARGUMENTS, OutputTail, classifier_failure,
+                                         colour_output, plan)
 
 PACKAGE = 'edge_classifier'
 
@@ -64,7 +65,7 @@ def _launch_setup(context):
         actions.append(Node(package=PACKAGE, executable='web_view', name='web_view',
                             namespace=setup.namespace, output='screen', emulate_tty=tty,
                             parameters=[setup.web_parameters]))
-    stderr, failure, camera_done = [], [], []
+    stderr, failure, camera_done = OutputTail(), [], []
 
     def report_and_shut_down(reason, context):
         if failure:
@@ -76,7 +77,7 @@ def _launch_setup(context):
         return [] if context.is_shutdown else [EmitEvent(event=Shutdown(reason=reason))]
 
     def classifier_exited(event, context):
-        error = classifier_failure(setup.executable, event.returncode, ''.join(stderr))
+        error = classifier_failure(setup.executable, event.returncode, stderr.text())
         if error is not None:
             failure.append(error)
         if failure and camera is not None and not camera_done and not context.is_shutdown:
@@ -90,7 +91,7 @@ def _launch_setup(context):
 
     actions.append(RegisterEventHandler(OnProcessIO(
         target_action=classifier,
-        on_stderr=lambda event: stderr.append(event.text.decode(errors='replace')))))
+        on_stderr=lambda event: stderr.add(event.text.decode(errors='replace')))))
     actions.append(RegisterEventHandler(OnProcessExit(target_action=classifier,
                                                       on_exit=classifier_exited)))
     if camera is not None:

@@ -269,3 +269,13 @@ def test_bad_web_arguments_say_what_is_expected(changes, words):
         plan(defaults(**changes))
     for word in words:
         assert word in str(err.value)
+
+
+def test_the_launch_file_keeps_a_bounded_tail_of_the_classifiers_stderr():
+    from edge_classifier.launch_args import OutputTail
+    tail = OutputTail(limit=1000)
+    for i in range(100000):          # a long run's worth of log lines
+        tail.add(f'[INFO] frame {i}\n')
+    tail.add('[ERROR] cannot start: model file missing\n')
+    assert len(tail.text()) <= 1000
+    assert last_error_line(tail.text()) == '[ERROR] cannot start: model file missing'

@@ -197,7 +197,7 @@ def two_stage(args, worker_counts):
               (f'{cfg.model_name} (ONNX Runtime)', cfg.replace(backend='onnxruntime'))]
     rows = []
     bar = tqdm(total=len(models) * len(worker_counts) * len(counts) * args.rounds,
-               desc='two-stage', file=sys.stderr, leave=False)
+               desc='two-stage', file=sys.stderr, leave=False, disable=None)
     for name, model_cfg in models:
         clf = Classifier(model_cfg)
         for workers in worker_counts:
@@ -294,7 +294,7 @@ def main(argv=None):
           'pipeline p99 ms | pipeline FPS | pipeline / bare |')
     print('|---|---|---|---|---|---|---|---|---|')
     bar = tqdm(total=len(args.model) * len(worker_counts) * args.rounds, desc='bench',
-               file=sys.stderr, leave=False)
+               file=sys.stderr, leave=False, disable=None)
     for name in args.model:
         try:
             cfg = load_config(name)

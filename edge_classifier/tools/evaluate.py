@@ -126,7 +126,7 @@ def evaluate(items, clf, int8=None, show_progress=True):
         paths['int8 NV12'] = []
     skipped = []
     for path, label in tqdm(items, desc='eval', unit='image', file=sys.stderr,
-                            disable=not show_progress, leave=False):
+                            disable=None if show_progress else True, leave=False):
         try:
             frame = read_image(path)
         except FrameError as exc:

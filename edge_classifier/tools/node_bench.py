@@ -277,7 +277,7 @@ def main(argv=None):
     node = rclpy.create_node('node_bench')
     results = {}
     steps = args.rounds * len(rates) * len(variants) + (2 if args.cameras_seconds else 0)
-    bar = tqdm(total=steps, desc='node_bench', file=sys.stderr, leave=False)
+    bar = tqdm(total=steps, desc='node_bench', file=sys.stderr, leave=False, disable=None)
     try:
         for _ in range(args.rounds):
             for rate in rates:

@@ -60,7 +60,7 @@ def quantize(clf, paths, out, show_progress=True, reduce_range=True):
     backend = clf.backend
     skipped, used = [], []
     bar = tqdm(total=len(paths), desc='quantize', unit='image', file=sys.stderr,
-               disable=not show_progress, leave=False)
+               disable=None if show_progress else True, leave=False)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
