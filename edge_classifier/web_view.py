@@ -12,8 +12,10 @@ Python; this node only wires ROS topics to it. Relative names (`classification`,
 
 Costs nothing while nobody watches: the overlay is subscribed only while a browser streams
 it (and the classifier draws overlays only while they have a subscriber). Read-only, bound
-to the loopback unless `host` says otherwise.
+to the loopback unless `host` says otherwise; beyond it, only with the token it logs (the URL
+to open), and always only by its own names (the Host check: see webapp.Access).
 """
+import socket
 import sys
 import threading
 
@@ -21,7 +23,9 @@ import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, ParameterUninitializedException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
@@ -30,7 +34,7 @@ from .errors import EdgeClassifierError
 from .frames import image_msg_to_frame
 from .overlay import frame_to_bgr
 from .ros_main import run_node
-from .webapp import Hub, Server
+from .webapp import Hub, Server, is_loopback, is_wildcard
 
 NODE_NAME = 'web_view'
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -39,8 +43,8 @@ MAX_BOXES_SHOWN = 64   # a page lists at most this many boxes of a frame (the ov
 STATS = ('input_fps', 'classified_fps', 'end_to_end_ms_p50', 'end_to_end_ms_p99', 'model')
 PARAMS = (  # name, default, description, integer range
     ('host', '127.0.0.1', 'Address the web server binds: 127.0.0.1 = this machine only; '
-                          '0.0.0.0 = every network the robot is on (anyone who can reach it '
-                          'sees the camera).', None),
+                          '0.0.0.0 = every network the robot is on (then the page needs the '
+                          'token).', None),
     ('port', 8080, 'TCP port of the web server.', (1, 65535)),
     ('max_clients', 8, 'Browsers served at once; the next one gets a 503 page.', (1, 64)),
     ('topic', 'classification', 'The classifier\'s output topic (relative: follows the '
@@ -51,6 +55,13 @@ PARAMS = (  # name, default, description, integer range
     ('classifier', 'edge_classifier', 'Name of the classifier node whose /diagnostics '
                                       'status the page shows (in this namespace).', None),
     ('jpeg_quality', 80, 'JPEG quality of the streamed overlay.', (10, 100)),
+    ('allowed_hosts', [], 'Further names a browser may reach the web view by (the Host header: '
+                          'a DNS name of the robot, a reverse proxy\'s; "*" = any). The bound '
+                          'address, loopback names, this machine\'s name and any IP address '
+                          'are always allowed; other names get 403 (DNS rebinding).', None),
+    ('token', '', 'The secret a browser must give (?token=... in the URL) when host is beyond '
+                  'the loopback; empty = a random one, logged at startup. Set on the '
+                  'loopback too, it is needed there as well.', None),
 )
 
 
@@ -69,6 +80,17 @@ class WebView(Node):
                 descriptor.integer_range = [IntegerRange(from_value=bounds[0],
                                                          to_value=bounds[1], step=1)]
                 descriptor.description += f' Range {bounds[0]}..{bounds[1]}.'
+            if default == []:   # rcl cannot type an empty list: declared as a string array
+                try:
+                    value = self.declare_parameter(name, Parameter.Type.STRING_ARRAY,
+                                                   descriptor).value or []
+                except ParameterUninitializedException:
+                    value = []
+                except InvalidParameterTypeException:
+                    raise WebViewError(f'parameter {name}: expected a list of strings, e.g. '
+                                       f'-p {name}:="[robot.lan]"') from None
+                p[name] = list(value)
+                continue
             value = self.declare_parameter(name, default, descriptor).value
             if bounds and not (isinstance(value, int) and bounds[0] <= value <= bounds[1]):
                 raise WebViewError(f'parameter {name}: expected an integer from {bounds[0]} '
@@ -91,15 +113,27 @@ class WebView(Node):
         self._discover()
         self.create_timer(2.0, self._discover)
         try:
-            self.server = Server(self.hub, p['host'], p['port'], p['max_clients']).start()
+            self.server = Server(self.hub, p['host'], p['port'], p['max_clients'],
+                                 allowed_hosts=p['allowed_hosts'], token=p['token'],
+                                 on_refused=self._refused).start()
         except OSError as exc:
             raise WebViewError(f'cannot serve on {p["host"]}:{p["port"]}: {exc.strerror or exc}'
                                f' (another web_view, or a port in use: set -p port:=...)'
                                ) from None
-        where = ('this machine only' if p['host'] in ('127.0.0.1', 'localhost', '::1')
-                 else 'every network this machine is on')
-        self.get_logger().info(f'web view of {self.topic} on http://{p["host"]}:'
-                               f'{self.server.port}/ ({where})')
+        self.get_logger().info(f'web view of {self.topic} on {self.url()}')
+
+    def url(self):
+        """The page's address as a browser opens it, the token included; and where."""
+        host, token = self.params['host'], self.server.access.token
+        where = 'this machine only' if is_loopback(host) else 'every network this machine is on'
+        if is_wildcard(host):
+            host, where = socket.gethostname(), where + ', or any of its addresses'
+        host = f'[{host}]' if ':' in host else host
+        query = f'?token={token}' if token else ''
+        return f'http://{host}:{self.server.port}/{query} ({where})'
+
+    def _refused(self, text):
+        self.get_logger().warning(f'refused {text}', throttle_duration_sec=5.0)
 
     # ---- sources ------------------------------------------------------------------------
     def _discover(self):

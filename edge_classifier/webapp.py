@@ -19,6 +19,14 @@ holding the overlay JPEG and the result of that same frame (paired here by the h
 stamp: the overlay carries its image's header), and shows both in the same step, so the
 names beside the picture are always the picture's.
 
+Who is served (Access): a request whose `Host` header is not the bound address, a loopback
+name, this machine's own name or an `allowed_hosts` entry gets 403, so a web site open in a
+browser cannot rebind its own name to the robot's address and read the camera (DNS
+rebinding); an IP address is always a valid Host (a rebinding needs a name). Bound beyond
+the loopback, every route also needs the token (`?token=` in the URL web_view logs at
+startup, as Jupyter does; then a cookie, so the page's own requests carry it; or an
+`Authorization: token ...` header), compared in constant time.
+
 Costs and bounds: a source's overlay is subscribed only while a stream of it is open
 (on_watch on the first, on_unwatch after the last). Each source keeps one JPEG, its newest;
 a stream sends the newest frame when the browser has taken the previous one, so a slow or
@@ -28,7 +36,12 @@ streams are open at once; the next page or stream gets a 503 page saying so.
 """
 import asyncio
 import collections
+import hmac
+import ipaddress
 import json
+import logging
+import secrets
+import socket
 import struct
 import threading
 import time
@@ -53,6 +66,81 @@ BUSY_PAGE = ('<!doctype html><html><head><meta charset="utf-8"><title>edge_class
 # How long a frame waits for its result (it normally comes first: the classifier publishes
 # the result, then draws the overlay) before it is shown with none.
 PAIR_WAIT = 1.0
+
+
+def is_loopback(host):
+    """True for a name or address of this machine's loopback only."""
+    host = host.strip('[]').lower()
+    if host == 'localhost' or host.endswith('.localhost'):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_wildcard(host):
+    return host in ('', '0.0.0.0', '::', '[::]')
+
+
+class Access:
+    """Which requests are served: the Host check (DNS rebinding) and, bound beyond the
+    loopback, the token. Pure: `refusal(host_header, token)` is None (serve) or the text of
+    the 403.
+
+    bind: the address the server binds; allowed_hosts: further names a browser may use
+    (a reverse proxy's, a DNS name of the robot; '*' = any); token: '' = none on the
+    loopback, a random one beyond it (`Access.token` says which); on_refused(text): told of
+    each refused request."""
+
+    def __init__(self, bind, allowed_hosts=(), token='', on_refused=None):
+        self.on_refused = on_refused or (lambda text: None)
+        self.bind = bind.strip('[]').lower()
+        self.allowed = {h.strip().rstrip('.').lower() for h in allowed_hosts if h.strip()}
+        names = {socket.gethostname().lower()} - {''}
+        self.own_names = names | {n + '.local' for n in names if '.' not in n}
+        self.token = token or (None if is_loopback(bind) else secrets.token_urlsafe(18))
+
+    @staticmethod
+    def host_name(header):
+        """The name of a Host header, without its port (IPv6 addresses without [])."""
+        header = (header or '').strip().lower()
+        if header.startswith('['):
+            return header[1:].split(']', 1)[0]
+        return header.rsplit(':', 1)[0] if header.count(':') == 1 else header
+
+    def host_allowed(self, header):
+        name = self.host_name(header).rstrip('.')
+        if not name:
+            return False
+        if '*' in self.allowed or name in self.allowed or is_loopback(name):
+            return True
+        if name == self.bind:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:   # a name: only this machine's own (the bound one, checked above)
+            return not is_loopback(self.bind) and name in self.own_names
+        # An address cannot be rebound; it is this machine's if the request came here by it
+        # (bound to all of them), else it must be the bound one.
+        return is_wildcard(self.bind)
+
+    def token_ok(self, given):
+        return self.token is None or (
+            given is not None and hmac.compare_digest(given.encode(), self.token.encode()))
+
+    def refusal(self, host_header, token):
+        if not self.host_allowed(host_header):
+            return (f'403: Host {self.host_name(host_header)!r} is not a name of this web '
+                    f'view. Open it by the address it is bound to ({self.bind or "any"}), a '
+                    f'loopback name or this machine\'s name, or add the name to the web_view '
+                    f'parameter allowed_hosts (this check stops DNS rebinding).\n')
+        if not self.token_ok(token):
+            why = '' if is_loopback(self.bind) else ' (it is bound beyond the loopback)'
+            return (f'403: this web view needs its token{why}. '
+                    'Open the URL web_view logged at startup (http://<host>:<port>/?token='
+                    '...), or set the token yourself: -p token:=<secret>.\n')
+        return None
 
 
 class Hub:
@@ -196,10 +284,37 @@ class _Frame:
 class _Serving:
     """What every route shares (plain HTTP and the WebSocket)."""
 
-    def initialize(self, hub, max_clients, default_source):
+    def initialize(self, hub, max_clients, default_source, access):
         self.hub = hub
         self.max_clients = max_clients
         self.default_source = default_source
+        self.access = access
+
+    def prepare(self):
+        """Every route: the Host check and the token (Access); a right token in the URL
+        becomes a cookie, so that the page's own requests (assets, /state, /live) carry it."""
+        access = self.access
+        given = self.get_query_argument('token', None)
+        from_url = given is not None
+        if given is None:
+            auth = self.request.headers.get('Authorization', '')
+            given = auth[6:].strip() if auth.lower().startswith('token ') else None
+        if given is None:
+            given = self.get_cookie(self.cookie_name())
+        refusal = access.refusal(self.request.host, given)
+        if refusal is not None:
+            self.set_status(403)
+            self.set_header('Content-Type', 'text/plain; charset=utf-8')
+            self.finish(refusal)
+            access.on_refused(f'{self.request.remote_ip}: {refusal.split(". ")[0][5:]}')
+            return
+        if from_url and access.token is not None:
+            self.set_cookie(self.cookie_name(), given, httponly=True, samesite='Strict')
+
+    def cookie_name(self):
+        """Per port: browsers send a host's cookies to all its ports."""
+        port = self.request.host.rsplit(':', 1)[-1] if ':' in self.request.host else '80'
+        return f'edge_classifier_token_{port if port.isdigit() else "80"}'
 
     def set_default_headers(self):
         self.set_header('Cache-Control', 'no-store')
@@ -348,26 +463,38 @@ class LiveHandler(_Serving, tornado.websocket.WebSocketHandler):
             self.hub.delivered(self.watched, meta['stamp'])
 
 
-def make_app(hub, max_clients=8, default_source=None):
+def make_app(hub, max_clients=8, default_source=None, access=None):
+    """The routes; access: who is served (default: the loopback's rules, no token)."""
     default_source = default_source or (hub.sources[0] if hub.sources else '')
-    args = dict(hub=hub, max_clients=max_clients, default_source=default_source)
+    args = dict(hub=hub, max_clients=max_clients, default_source=default_source,
+                access=access or Access('127.0.0.1'))
     return tornado.web.Application([
         (r'/', PageHandler, args),
         (r'/assets/(.*)', AssetHandler, args),
         (r'/state', StateHandler, args),
         (r'/stream', StreamHandler, args),
         (r'/live', LiveHandler, args),
-    ], compress_response=False)
+    ], compress_response=False, log_function=_log_request)
+
+
+def _log_request(handler):
+    """Server errors only (tornado logs every 4xx, with its URL: the token too, and a line
+    per refused request; web_view logs refusals itself, throttled)."""
+    if handler.get_status() >= 500:
+        logging.getLogger('tornado.access').error(
+            '%d %s %s', handler.get_status(), handler.request.method, handler.request.path)
 
 
 class Server:
     """The app on its own thread and IOLoop: start() binds (OSError when it cannot: the
     port is taken, the address is not this machine's), stop() ends the thread."""
 
-    def __init__(self, hub, host, port, max_clients=8, default_source=None):
+    def __init__(self, hub, host, port, max_clients=8, default_source=None,
+                 allowed_hosts=(), token='', on_refused=None):
         self.hub = hub
         self.host, self.port = host, port
-        self.app = make_app(hub, max_clients, default_source)
+        self.access = Access(host, allowed_hosts, token, on_refused)
+        self.app = make_app(hub, max_clients, default_source, self.access)
         self._thread = None
         self._started = threading.Event()
         self._server = None

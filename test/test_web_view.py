@@ -50,10 +50,11 @@ def start_web_view(ns, **params):
     proc = ros_process('edge_classifier.web_view', {'port': port, **params},
                        ros_args=['-r', f'__ns:={ns}'])
     base = f'http://127.0.0.1:{port}'
+    query = f'?token={params["token"]}' if params.get('token') else ''
 
     def up():
         try:
-            return LOCAL_HTTP.open(base + '/state', timeout=1).status == 200
+            return LOCAL_HTTP.open(base + '/state' + query, timeout=1).status == 200
         except OSError:
             return False
 
@@ -62,15 +63,21 @@ def start_web_view(ns, **params):
     return proc, base, port
 
 
-def get(base, path, method='GET'):
-    """(status, body) of a raw request: the path is sent as written (no normalisation)."""
+def get(base, path, method='GET', headers=None, response_headers=False):
+    """(status, body) of a raw request: the path is sent as written (no normalisation);
+    headers: sent as given (a Host among them replaces the real one)."""
     host, port = base.split('//')[1].split(':')
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.putrequest(method, path, skip_accept_encoding=True)
+    headers = headers or {}
+    conn.putrequest(method, path, skip_accept_encoding=True, skip_host='Host' in headers)
+    for key, value in headers.items():
+        conn.putheader(key, value)
     conn.endheaders()
     response = conn.getresponse()
     body = response.read()
     conn.close()
+    if response_headers:
+        return response.status, body, response.headers
     return response.status, body
 
 
@@ -121,19 +128,22 @@ def test_the_overlay_is_subscribed_only_while_a_browser_streams_it(ros):
     assert code == 0 and 'Traceback' not in err, err
 
 
-def live_messages(base, actions, source=''):
+def live_messages(base, actions, source='', headers=None):
     """A client of /live (the page's WebSocket), run to the end: `actions` is a list of
     'read' (one message, parsed to (meta, jpeg)), ('quiet', seconds) (None if no message
-    came meanwhile, else the message) and 'next'; returns what the reads gave."""
+    came meanwhile, else the message) and 'next'; returns what the reads gave. headers:
+    of the upgrade request (a cookie, a Host)."""
     import asyncio
     import struct
 
+    import tornado.httpclient
     import tornado.websocket
 
     async def run():
         query = f'?source={source}' if source else ''
-        conn = await tornado.websocket.websocket_connect(base.replace('http', 'ws') +
-                                                         '/live' + query)
+        request = tornado.httpclient.HTTPRequest(
+            base.replace('http', 'ws') + '/live' + query, headers=headers or {})
+        conn = await tornado.websocket.websocket_connect(request)
         got = []
         for action in actions:
             if action == 'next':
@@ -253,6 +263,42 @@ def test_max_clients_plus_one_gets_503_and_no_path_escapes_the_page(ros):
             client.close()
         code, _, err, _ = stop(proc)
     assert code == 0 and 'Traceback' not in err, err
+
+
+def test_a_forged_host_gets_403_on_every_route_and_a_token_is_needed_once_set(ros):
+    """DNS rebinding: a page of another site whose name now points at the robot sends its
+    own name as Host: every route answers 403 (the WebSocket too). With a token (needed
+    beyond the loopback; here set on it): none or a wrong one is 403, the right one in the
+    URL serves and becomes a cookie that the page's own requests carry."""
+    import tornado.httpclient
+    proc, base, port = start_web_view('/wv9', token='s3cret-token')
+    forged = {'Host': f'attacker.example:{port}'}
+    try:
+        for path in ('/', '/state', '/stream', '/assets/app.js', '/?token=s3cret-token'):
+            status, body = get(base, path, headers=forged)
+            assert status == 403 and b'allowed_hosts' in body, (path, status, body)
+        with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+            live_messages(base, [('quiet', 1)], headers=forged)
+        assert refused.value.code == 403
+        for path in ('/', '/state', '/assets/app.js', '/?token=wrong', '/state?token=s3cret'):
+            status, body = get(base, path)
+            assert status == 403 and b'needs its token' in body, (path, status, body)
+        status, page, headers = get(base, '/?token=s3cret-token', response_headers=True)
+        assert status == 200 and b'<canvas' in page
+        cookie = headers['Set-Cookie'].split(';')[0]
+        assert cookie == f'edge_classifier_token_{port}=s3cret-token'
+        assert 'HttpOnly' in headers['Set-Cookie'] and 'SameSite=Strict' in headers['Set-Cookie']
+        for path in ('/assets/app.js', '/state'):
+            assert get(base, path, headers={'Cookie': cookie})[0] == 200, path
+        assert get(base, '/state', headers={'Authorization': 'token s3cret-token'})[0] == 200
+        assert live_messages(base, [('quiet', 1)], headers={'Cookie': cookie}) == [None]
+        assert get(base, '/state', headers={'Host': f'localhost:{port}',
+                                            'Cookie': cookie})[0] == 200
+    finally:
+        code, _, err, _ = stop(proc)
+    assert code == 0 and 'Traceback' not in err, err
+    assert 'refused 127.0.0.1: Host' in err              # said once (throttled), not per request
+    assert 's3cret-token' not in err.replace('?token=s3cret-token (', '')  # only the URL line
 
 
 def test_a_port_in_use_fails_at_startup_naming_it():
