@@ -15,7 +15,7 @@ ROS_DOMAIN_ID ?= $(shell echo $$(( RANDOM % 100 + 1 )))
 export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-jazzy demo demo-two-stage demo-web browser test test-jazzy test-slow check-registry mutation bench clean
+.PHONY: setup setup-jazzy demo demo-two-stage demo-web browser net-tools test test-jazzy test-slow check-registry mutation bench clean
 setup:
 	@EDGE_CLASSIFIER_VENV=$(VENV) bash standalone/setup_env.sh
 
@@ -44,6 +44,15 @@ browser:
 	  echo "[browser] $$(chromium --version 2>/dev/null), $$(chromedriver --version | cut -d' ' -f1-2)"; \
 	else \
 	  $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y chromium chromium-driver; \
+	fi
+
+# Test hosts for the across-computers tests (test_across_hosts.py: network namespaces, a veth
+# pair, tc; nftables drops datagrams): iproute2 and nftables. CI runs it; as root only.
+net-tools:
+	@if command -v ip >/dev/null && command -v tc >/dev/null && command -v nft >/dev/null; then \
+	  echo "[net-tools] $$(ip -V), $$(nft --version)"; \
+	else \
+	  $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y iproute2 nftables; \
 	fi
 
 # No network needed once `make setup` has run (a robot has none).

@@ -175,7 +175,8 @@ class WebWatcher:
         while not self._stop.is_set():
             try:
                 with socket.create_connection(('127.0.0.1', self.port), timeout=2) as sock:
-                    sock.sendall(b'GET /stream HTTP/1.1\r\nHost: bench\r\n\r\n')
+                    sock.sendall(f'GET /stream HTTP/1.1\r\nHost: 127.0.0.1:{self.port}'
+                                 f'\r\n\r\n'.encode())   # a loopback name (the Host check)
                     while not self._stop.is_set():
                         data = sock.recv(1 << 16)
                         if not data:
