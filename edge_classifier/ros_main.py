@@ -58,14 +58,16 @@ def node_command(module, params, node_name=None, log_level='warn'):
 
 
 def use_large_frame_profile():
-    """Load the package's Fast DDS profile for publishers of camera-sized images (a 64 MiB
-    shared-memory segment: the default one is too small for a 640x480 bgr8 frame, which then
-    goes over fragmented UDP, slowly and at the expense of the process's other topics).
-    Unless the user chose a profile (FASTDDS_DEFAULT_PROFILES_FILE). Before rclpy.init."""
+    """Load the package's Fast DDS profile for camera-sized images, config/
+    fastdds_network.xml: a 64 MiB shared-memory segment (the default one is too small for a
+    640x480 bgr8 frame, which then goes over fragmented UDP, slowly and at the expense of
+    the process's other topics) and a 32 MiB UDP receive buffer (frames from a camera on
+    another computer). Unless the user chose a profile (FASTDDS_DEFAULT_PROFILES_FILE).
+    Before rclpy.init."""
     if 'FASTDDS_DEFAULT_PROFILES_FILE' in os.environ:
         return
     try:
-        path = resources.config_dir() / 'fastdds_large_frames.xml'
+        path = resources.config_dir() / 'fastdds_network.xml'
     except FileNotFoundError:
         return
     if path.is_file():

@@ -66,6 +66,20 @@ def test_frames_cross_the_link_and_results_come_back(rig):
     assert rig.lines.label_infos and rig.lines.label_infos[0][1] == 1000
 
 
+def test_a_link_narrower_than_the_camera_still_carries_frames(rig):
+    """640x480 bgr8 at 30 Hz is 221 Mbit/s; over 100 Mbit/s fewer frames arrive, but they
+    arrive (with a 32 MiB UDP send buffer in the profile the camera overran the link and
+    not one frame got through)."""
+    rig.hosts.limit('100mbit')
+    try:
+        t0 = time.time()
+        assert flowing(rig, t0, count=10, timeout=90), 'no frame crossed a 100 Mbit/s link'
+    finally:
+        rig.hosts.unlimit()
+    assert flowing(rig, time.time(), count=10), 'not back to full speed'
+    assert stamps_never_go_back(rig.lines.results)
+
+
 @pytest.mark.skipif(testhosts.can_lose() is not None, reason=testhosts.can_lose() or '')
 def test_with_datagrams_lost_frames_keep_coming_and_the_books_balance(rig):
     for host in 'ab':

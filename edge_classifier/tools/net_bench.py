@@ -32,20 +32,32 @@ from .. import resources
 from ..errors import EdgeClassifierError, cli
 from ..ros_main import node_command
 
-CASES = {  # name: (label, two hosts?, encoding, size, link rate, loss %, shipped profile?)
-    'same': ('same host, shared memory, 640x480 bgr8', False, 'bgr8', (640, 480), None, 0),
-    'default': ('two hosts, Fast DDS defaults, 640x480 bgr8', True, 'bgr8', (640, 480), None,
-                0),
-    'vga': ('two hosts, 640x480 bgr8', True, 'bgr8', (640, 480), None, 0),
-    'vga100': ('two hosts, 100 Mbit/s, 640x480 bgr8', True, 'bgr8', (640, 480), '100mbit', 0),
-    'jpeg100': ('two hosts, 100 Mbit/s, jpeg', True, 'jpeg', (640, 480), '100mbit', 0),
-    'hd_default': ('two hosts, Fast DDS defaults, 1920x1080 bgr8', True, 'bgr8',
-                   (1920, 1080), None, 0),
-    'hd': ('two hosts, 1920x1080 bgr8', True, 'bgr8', (1920, 1080), None, 0),
-    'loss': ('two hosts, 1 % of datagrams lost, 640x480 bgr8', True, 'bgr8', (640, 480), None,
-             1),
-    'jpeg_loss': ('two hosts, 1 % lost, jpeg', True, 'jpeg', (640, 480), None, 1),
+VGA, HD = (640, 480), (1920, 1080)
+CASES = {  # name: label, settings (two hosts, the shipped profile, 640x480 bgr8 unless said)
+    'same': ('same host, shared memory, 640x480 bgr8', dict(two=False)),
+    'default': ('two hosts, Fast DDS defaults, 640x480 bgr8', dict(shipped=False)),
+    'vga': ('two hosts, 640x480 bgr8', {}),
+    'vga100': ('two hosts, 100 Mbit/s (tc tbf), 640x480 bgr8', dict(rate='100mbit')),
+    'vga100_default': ('two hosts, 100 Mbit/s, Fast DDS defaults, 640x480 bgr8',
+                       dict(rate='100mbit', shipped=False)),
+    'jpeg100': ('two hosts, 100 Mbit/s, jpeg', dict(rate='100mbit', encoding='jpeg')),
+    'hd_default': ('two hosts, Fast DDS defaults, 1920x1080 bgr8',
+                   dict(shipped=False, size=HD)),
+    'hd': ('two hosts, 1920x1080 bgr8', dict(size=HD)),
+    'loss': ('two hosts, 1 % of datagrams lost, 640x480 bgr8, reliable', dict(loss=1)),
+    'loss_be': ('two hosts, 1 % lost, 640x480 bgr8, best effort camera', dict(
+        loss=1, reliability='best_effort')),
+    'jpeg_loss': ('two hosts, 1 % lost, jpeg, reliable', dict(loss=1, encoding='jpeg')),
+    'jpeg_loss_frames': ('two hosts, 1 % lost on the frames\' way only, jpeg, reliable', dict(
+        loss=1, encoding='jpeg', loss_at='b')),
+    'jpeg_loss_results': ('two hosts, 1 % lost on the results\' way only, jpeg, reliable',
+                          dict(loss=1, encoding='jpeg', loss_at='a')),
+    'jpeg_loss_be': ('two hosts, 1 % lost, jpeg, best effort camera', dict(
+        loss=1, encoding='jpeg', reliability='best_effort')),
+    'cut': ('two hosts, 640x480 bgr8, the first 10 s after a 5 s link cut', dict(cut=5.0)),
 }
+DEFAULTS = dict(two=True, shipped=True, encoding='bgr8', size=VGA, rate=None, loss=0,
+                loss_at='ab', reliability='reliable', cut=0.0)
 
 
 def network_profile():
@@ -161,11 +173,12 @@ class Rig:
     hosts=None). Processes are started by `start_*`, stopped by close()."""
 
     def __init__(self, hosts, prefix, encoding='bgr8', size=(640, 480), rate=30.0,
-                 node_params=None):
+                 node_params=None, reliability='reliable'):
         self.hosts, self.prefix = hosts, prefix
         self.image = f'{prefix}/image' + ('/compressed' if encoding == 'jpeg' else '')
         self.output = f'{prefix}/classification'
         self.encoding, self.size, self.rate = encoding, size, rate
+        self.reliability = reliability
         self.node_params = node_params or {}
         self.camera = self.node = self.listener = None
         self.lines = None
@@ -188,7 +201,7 @@ class Rig:
     def start_camera(self):
         params = {'topic': self.image.rsplit('/compressed', 1)[0], 'width': self.size[0],
                   'height': self.size[1], 'rate': float(self.rate), 'frame_id': 'cam'}
-        params['encoding'] = self.encoding
+        params.update(encoding=self.encoding, reliability=self.reliability)
         self.camera = self._popen('a', node_command('edge_classifier.tools.sample_camera',
                                                     params))
         return self
@@ -219,25 +232,41 @@ def figures(lines, source, t0, seconds):
 
 
 def measure(case, seconds, tag):
+    """One case, from its hosts' making to their removal: its figures (with `cut`, those of
+    the first `seconds` after the link came back, and how it came back)."""
     from .testhosts import TestHosts
-    label, two, encoding, size, rate, loss = CASES[case]
-    shipped = 'default' not in case
-    hosts = TestHosts(profile=network_profile() if shipped else None).open() if two else None
-    rig = Rig(hosts, f'/{tag}_{case}', encoding, size)
+    s = dict(DEFAULTS, **CASES[case][1])
+    hosts = (TestHosts(profile=network_profile() if s['shipped'] else None).open()
+             if s['two'] else None)
+    rig = Rig(hosts, f'/{tag}_{case}', s['encoding'], s['size'], reliability=s['reliability'])
     try:
-        if hosts is not None:
-            if rate:
-                hosts.limit(rate)
-            if loss:
-                hosts.lose(loss, 'a')   # the results' way back to A ...
-                hosts.lose(loss, 'b')   # ... and the frames' way to B
+        if s['rate']:
+            hosts.limit(s['rate'])
+        for host in (s['loss_at'] if s['loss'] else ''):
+            hosts.lose(s['loss'], host)   # into B: the frames; into A: the results
         rig.start_listener().start_node().start_camera()
         if not wait_for(lambda: rig.lines.results, 120):
             raise EdgeClassifierError(f'{case}: no result in 120 s ({rig.close()})')
         time.sleep(3.0)   # settle
+        extra = {}
+        if s['cut']:
+            hosts.cut()
+            cut = time.time()
+            time.sleep(s['cut'])
+            hosts.restore()
+            back = time.time()
+            wait_for(lambda: rig.lines.since(back), 60)
+            first = rig.lines.since(back)
+            extra['resumed_s'] = first[0][0] - back if first else float('nan')
+            extra['stale'] = sum(r[1] < cut for r in first)
         t0 = time.time()
         time.sleep(seconds + 1.5)   # the window, then the last results and diagnostics
-        return figures(rig.lines, rig.image, t0, seconds)
+        if s['cut']:
+            after = first[0][0] + 1.0 if first else t0
+            late = [r[0] - r[1] for r in rig.lines.since(after, t0 + seconds)]
+            extra['p99_after_1s'] = float(np.percentile(late, 99)) * 1e3 if late else np.nan
+            t0 = back
+        return dict(figures(rig.lines, rig.image, t0, seconds), **extra)
     finally:
         rig.close()
         if hosts is not None:
@@ -270,10 +299,17 @@ def main(argv=None):
           f'"defaults"', flush=True)
     print('| case | classified fps at A | node input fps | e2e p50 / p99 ms |')
     print('|---|---|---|---|', flush=True)
+    notes = []
     for case in cases:
         f = measure(case, args.seconds, f'nb{os.getpid() % 1000}')
         print(f'| {CASES[case][0]} | {f["fps"]:.1f} | {f["input_fps"]:.1f} | '
               f'{f["p50"]:.1f} / {f["p99"]:.1f} |', flush=True)
+        if 'resumed_s' in f:
+            notes.append(f'link cut: the first result {f["resumed_s"]:.2f} s after the link '
+                         f'came back; {f["stale"]} of the results were frames from before the '
+                         f'cut; e2e p99 from 1 s after the first: {f["p99_after_1s"]:.1f} ms')
+    for note in notes:
+        print(note)
     return 0
 
 

@@ -124,6 +124,12 @@ class TestHosts:
                  self.dev[host], 'root', 'tbf', 'rate', rate, 'burst', '256kb', 'latency',
                  '50ms')
 
+    def unlimit(self):
+        """The link at full speed again (the token buckets removed)."""
+        for host in 'ab':
+            _run('ip', 'netns', 'exec', self.ns[host], 'tc', 'qdisc', 'del', 'dev',
+                 self.dev[host], 'root', check=False)
+
     def lose(self, percent, host):
         """Drop `percent` % of the UDP datagrams arriving at `host` (nftables; 0: none)."""
         _run('ip', 'netns', 'exec', self.ns[host], 'nft', 'delete table inet ec_loss',
