@@ -14,8 +14,9 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 ROS_DOMAIN_ID ?= $(shell echo $$(( RANDOM % 100 + 1 )))
 export ROS_DOMAIN_ID
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
-.PHONY: setup setup-jazzy demo demo-two-stage demo-web browser net-tools test test-jazzy test-slow check-registry mutation bench clean
+.PHONY: setup setup-jazzy demo demo-bag demo-two-stage demo-web browser net-tools test test-jazzy test-slow check-registry mutation bench clean
 setup:
 	@EDGE_CLASSIFIER_VENV=$(VENV) bash standalone/setup_env.sh
 
@@ -25,7 +26,15 @@ setup-jazzy:
 	  bash standalone/setup_env.sh
 
 demo: setup
-	@$(PY) -m edge_classifier.tools.demo
+	@$(PY) -m edge_classifier.tools.demo $(DEMO_ARGS)
+
+# recorded data: a bag of the sample photos (MCAP, build/demo_bag), classified offline into
+# build/demo_bag_classified; prints the summary. `make demo DEMO_ARGS="--source build/demo_bag"`
+# then plays that bag into the live node.
+demo-bag: setup
+	@rm -rf build/demo_bag build/demo_bag_classified
+	@$(PY) -m edge_classifier.tools.bag sample build/demo_bag --frames 30
+	@$(PY) -m edge_classifier.tools.bag classify build/demo_bag --output build/demo_bag_classified
 
 # the two-stage pipeline: a stand-in detector's boxes (mosaic tiles), each classified
 demo-two-stage: setup
@@ -33,7 +42,6 @@ demo-two-stage: setup
 
 # the sample camera, the classifier and the web view: open the URL it prints (Ctrl-C stops);
 # DEMO_ARGS=--two-stage: the same with the stand-in detector (the page lists each box)
-DEMO_ARGS ?=
 demo-web: setup
 	@$(PY) -m edge_classifier.tools.demo --web --timeout 0 $(DEMO_ARGS)
 

@@ -43,6 +43,7 @@ setup(
             'edge-classifier-bench = edge_classifier.tools.bench:main',
             'edge-classifier-eval = edge_classifier.tools.evaluate:main',
             'edge-classifier-quantize = edge_classifier.tools.quantize:main',
+            'edge-classifier-bag = edge_classifier.tools.bag:main',
         ],
     },
 )

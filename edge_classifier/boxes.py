@@ -42,6 +42,13 @@ class BoxPlan:
         return sum(self.skipped.values())
 
 
+def boxes_of(msg):
+    """A vision_msgs/Detection2DArray (or anything with its fields)'s boxes as an (N, 4)
+    array: centre x, centre y, width, height."""
+    return np.array([(d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.size_x,
+                      d.bbox.size_y) for d in msg.detections], np.float64).reshape(-1, 4)
+
+
 def as_boxes(boxes):
     """Any sequence of (cx, cy, w, h) as an (N, 4) float64 array."""
     array = np.asarray(boxes, dtype=np.float64)

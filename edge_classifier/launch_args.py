@@ -55,6 +55,9 @@ ARGUMENTS = [_argument('model')] + [_argument(name) for name in NODE_ARGUMENTS[1
     ('autostart', 'true', 'with managed:=true, configure and activate it from the launch file'),
     ('camera', 'none', 'sim: also start the sample camera (bundled photos) on the first '
                        'image topic'),
+    ('camera_source', '', 'sample camera source: empty = the bundled photos; a folder of '
+                          'images, a video file, or a rosbag2 bag directory (replayed at its '
+                          'recorded pace)'),
     ('camera_rate', '5.0', 'sample camera rate (Hz)'),
     ('camera_encoding', 'bgr8', 'sample camera encoding: ' + ', '.join(ENCODINGS)),
 ]
@@ -163,6 +166,8 @@ def plan(values):
             _fail('camera_encoding', v['camera_encoding'], 'one of ' + ', '.join(ENCODINGS))
         topic = (image_topics or ['image_raw'])[0]
         camera = {'topic': topic, 'rate': rate, 'encoding': v['camera_encoding']}
+        if v['camera_source'].strip():
+            camera['source'] = v['camera_source'].strip()
         if detections and v['camera_encoding'] in COMPRESSED:
             _fail('camera_encoding', v['camera_encoding'],
                   'a raw encoding with detections:= (detections pair with image_topics, '

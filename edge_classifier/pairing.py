@@ -32,6 +32,11 @@ from dataclasses import dataclass
 DEFAULT_CAPACITY = 8  # per source, images and detections each
 
 
+def header_key(header):
+    """What pairs an image with its detections: (sec, nanosec, frame_id)."""
+    return (header.stamp.sec, header.stamp.nanosec, header.frame_id)
+
+
 @dataclass
 class PairingStats:
     images: int = 0

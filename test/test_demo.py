@@ -20,6 +20,18 @@ def test_demo_prints_the_top5_of_every_photo():
     assert 'covering 6/6 photos; camera exit 0, node exit 0' in lines[-1]
 
 
+def test_demo_plays_a_recording(tmp_path):
+    """`make demo DEMO_ARGS="--source BAG"`: the sample camera replays a rosbag2 bag."""
+    from edge_classifier.tools.bag import write_sample_bag
+    write_sample_bag(tmp_path / 'bag', 'mcap', 'jpeg', frames=12)
+    proc = run_demo('--source', str(tmp_path / 'bag'))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert f'{tmp_path / "bag"}: 6 frame ids, as recorded' in lines[0]
+    assert any(line.startswith('coffee ') and 'top-5: espresso' in line for line in lines)
+    assert 'covering 6/6 photos; camera exit 0, node exit 0' in lines[-1]
+
+
 def test_two_stage_demo_prints_the_top1_of_every_mosaic_tile():
     proc = run_demo('--two-stage')
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -279,3 +279,9 @@ def test_the_launch_file_keeps_a_bounded_tail_of_the_classifiers_stderr():
     tail.add('[ERROR] cannot start: model file missing\n')
     assert len(tail.text()) <= 1000
     assert last_error_line(tail.text()) == '[ERROR] cannot start: model file missing'
+
+
+def test_camera_source_gives_the_sample_camera_a_recording():
+    setup = plan(defaults(camera='sim', camera_source='/data/run1_bag'))
+    assert setup.camera_parameters['source'] == '/data/run1_bag'
+    assert 'source' not in plan(defaults(camera='sim')).camera_parameters

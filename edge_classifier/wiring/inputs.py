@@ -3,7 +3,6 @@ each message to the pool, with reliability `auto` (reliable, re-subscribed best 
 when a best-effort camera appears); and, for the two-stage pipeline, a detector's
 vision_msgs/Detection2DArray per camera, paired with its image by header (pairing.py)
 before the pair goes to the pool."""
-import numpy as np
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
@@ -11,18 +10,8 @@ from vision_msgs.msg import Detection2DArray
 
 from ..compat import SubscriptionEventCallbacks
 from ..frames import compressed_msg_to_frame, image_msg_to_frame
-from ..pairing import Pairing
-
-
-def header_key(header):
-    """What pairs an image with its detections: (sec, nanosec, frame_id)."""
-    return (header.stamp.sec, header.stamp.nanosec, header.frame_id)
-
-
-def boxes_of(msg):
-    """A Detection2DArray's boxes as an (N, 4) array: centre x, centre y, width, height."""
-    return np.array([(d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.size_x,
-                      d.bbox.size_y) for d in msg.detections], np.float64).reshape(-1, 4)
+from ..boxes import boxes_of
+from ..pairing import Pairing, header_key
 
 
 class DetectionBoxes:
