@@ -338,3 +338,46 @@ def test_the_output_bag_decodes_with_foxgloves_own_mcap_reader(offline):
     assert len(results) == STAMPS
     assert {m.header.frame_id for m in results} >= {'coffee', 'camera'}
     assert all(0.0 <= m.results[0].score <= 1.0 for m in results)
+
+
+def test_run_images_emits_every_item_once_in_order_and_one_at_a_time(classifier):
+    """The pool finishes frames out of order on its workers; the writer must see them in
+    the bag's order, one call at a time (two at once corrupted the MCAP file), none lost."""
+    import threading
+    store = bagtool.typestore()
+    t = store.types
+    raw = encode_raw(np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8),
+                     'bgr8')
+    items = []
+    for i in range(60):
+        if i % 7 == 3:   # other messages pass through in place
+            items.append(('/other', 'std_msgs/msg/String', i,
+                          store.serialize_cdr(t['std_msgs/msg/String'](data=str(i)),
+                                              'std_msgs/msg/String')))
+            continue
+        msg = t[bagtool.IMAGE](header=t['std_msgs/msg/Header'](
+            stamp=t['builtin_interfaces/msg/Time'](sec=i, nanosec=0), frame_id='c'),
+            height=raw.height, width=raw.width, encoding='bgr8', is_bigendian=0,
+            step=raw.step, data=np.frombuffer(raw.data, np.uint8))
+        cdr = store.serialize_cdr(msg, bagtool.IMAGE)
+        items.append(('/cam', bagtool.IMAGE, i, cdr[:100] if i % 11 == 5 else cdr))
+    seen, inside = [], []
+    guard = threading.Lock()
+
+    def on_outcome(outcome):
+        assert guard.acquire(blocking=False), 'two emitters at once'
+        try:
+            inside.append(threading.get_ident())
+            time.sleep(0.002)   # widen the window a second emitter would need
+            seen.append((outcome.time, outcome.kind))
+        finally:
+            guard.release()
+
+    bagtool.run_images(classifier, iter(items), 3, on_outcome=on_outcome)
+    assert [s[0] for s in seen] == list(range(60))
+    kinds = dict(seen)
+    assert all(kinds[i] == 'copied' for i in range(60) if i % 7 == 3)
+    assert all(kinds[i] == 'malformed' for i in range(60) if i % 11 == 5 and i % 7 != 3)
+    assert sum(k == 'classified' for k in kinds.values()) == \
+        sum(1 for i in range(60) if i % 7 != 3 and i % 11 != 5)
+    assert len(set(inside)) > 1   # emitted from several threads, still one at a time

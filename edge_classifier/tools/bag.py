@@ -218,19 +218,23 @@ def run_images(clf, items, workers, pair=None, keep_frames=False, on_outcome=Non
     state = {'next': 0}
 
     def settle(index, outcome, lane=None):
-        with emit_lock:
-            with lock:
-                done[index] = outcome
-                holding.pop(lane, None)
-                ready = []
-                while state['next'] in done:
-                    ready.append(done.pop(state['next']))
-                    state['next'] += 1
-            for item in ready:
-                if on_outcome is not None:
-                    on_outcome(item)
-        if lane is not None:
-            lanes.put(lane)
+        try:
+            with emit_lock:
+                with lock:
+                    done[index] = outcome
+                    holding.pop(lane, None)
+                    ready = []
+                    while state['next'] in done:
+                        ready.append(done.pop(state['next']))
+                        state['next'] += 1
+                for item in ready:
+                    if on_outcome is not None and 'failed' not in state:
+                        on_outcome(item)
+        except BaseException as exc:  # e.g. the output disk is full: stop, say why
+            state.setdefault('failed', exc)
+        finally:
+            if lane is not None:
+                lanes.put(lane)
 
     def on_result(result):
         index, outcome = result.meta
@@ -254,6 +258,8 @@ def run_images(clf, items, workers, pair=None, keep_frames=False, on_outcome=Non
     pool = WorkerPool(clf, workers, on_result=on_result, on_error=on_error).start()
     try:
         for index, (topic, msgtype, stamp, raw) in enumerate(items):
+            if 'failed' in state:
+                break
             outcome = Outcome(topic, stamp, raw)
             if msgtype not in IMAGE_TYPES:
                 outcome.kind = 'copied'
@@ -275,6 +281,9 @@ def run_images(clf, items, workers, pair=None, keep_frames=False, on_outcome=Non
                     continue
                 boxes = _Boxes(outcome.detections)
             lane = lanes.get()
+            if 'failed' in state:
+                lanes.put(lane)
+                break
             with lock:
                 holding[lane] = (index, outcome)
             pool.submit(lane, functools.partial(to_frame, msgtype, outcome.msg, geometry),
@@ -283,6 +292,8 @@ def run_images(clf, items, workers, pair=None, keep_frames=False, on_outcome=Non
             lanes.get()
     finally:
         pool.stop()
+    if 'failed' in state:
+        raise state['failed']
 
 
 class _Boxes:
