@@ -381,3 +381,46 @@ def test_run_images_emits_every_item_once_in_order_and_one_at_a_time(classifier)
     assert sum(k == 'classified' for k in kinds.values()) == \
         sum(1 for i in range(60) if i % 7 != 3 and i % 11 != 5)
     assert len(set(inside)) > 1   # emitted from several threads, still one at a time
+
+
+def test_ctrl_c_ends_a_run_with_a_shorter_complete_bag(tmp_path, default_cfg):
+    """SIGINT mid-run: exit 130, no traceback, and OUT reads back holding the frames
+    classified so far (the model: the fake BPU at 100 ms an inference, so the run is long
+    on any machine)."""
+    import json
+    import os
+    import signal
+    from pathlib import Path
+    fake = Path(__file__).resolve().parent / 'fake_bpu'
+    spec = {'onnx': str(default_cfg.resolve(default_cfg.onnx_path)), 'mean': default_cfg.mean,
+            'scale': [1.0 / s for s in default_cfg.std], 'layout': 'NCHW',
+            'shape': [1, 3, default_cfg.input_height, default_cfg.input_width],
+            'tensor_type': 'NV12', 'delay_ms': 100}
+    (tmp_path / 'model.bin').write_text(json.dumps(spec))
+    doc = yaml.safe_load(open(bagtool.resources.config_dir() / 'efficientnet_lite0.yaml'))
+    doc['/**']['ros__parameters'].update(
+        backend='bpu', bpu_path=str(tmp_path / 'model.bin'),
+        labels_path=str(default_cfg.resolve(default_cfg.labels_path)))
+    (tmp_path / 'slow.yaml').write_text(yaml.safe_dump(doc))
+    path = tmp_path / 'bag'
+    bagtool.write_sample_bag(path, 'mcap', 'bgr8', frames=60, size=(320, 240))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(fake), os.environ.get('PYTHONPATH')])))
+    proc = subprocess.Popen([sys.executable, '-m', 'edge_classifier.tools.bag', 'classify',
+                             str(path), '--output', str(tmp_path / 'out'), '--workers', '1',
+                             '--model', str(tmp_path / 'slow.yaml')],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert wait_for(lambda: (tmp_path / 'out').exists() or proc.poll() is not None, 60)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert 'Traceback' not in err and 'interrupted' in err
+    got, _ = read(tmp_path / 'out')
+    results = got['/camera/image_raw/classification']
+    assert 0 < len(results) < 60
+    assert len(got['/camera/image_raw']) >= len(results)

@@ -698,7 +698,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if getattr(args, 'workers', None) is not None and args.workers < 1:
         parser.error('--workers: at least 1')
-    return {'classify': classify, 'compare': compare, 'sample': sample}[args.command](args)
+    try:
+        return {'classify': classify, 'compare': compare, 'sample': sample}[args.command](args)
+    except KeyboardInterrupt:   # Ctrl-C: what was written is a complete, shorter bag
+        print('edge-classifier-bag: interrupted' + (
+            f'; {args.output} holds the frames classified so far'
+            if args.command == 'classify' else ''), file=sys.stderr)
+        return 130
 
 
 if __name__ == '__main__':
