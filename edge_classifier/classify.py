@@ -4,23 +4,22 @@
 
 Prints one JSON line per image:
     {"image": PATH, "results": [{"class_id": "282", "class_name": "tiger cat", "score": 0.39}]}
-An image that cannot be read prints {"image": PATH, "error": "..."} and the exit code is 1;
-the other images are still classified.
+An image that cannot be read (missing, a directory, not an image) prints {"image": PATH,
+"error": "..."}, the other images are still classified, and the exit code is 2.
 """
-import argparse
 import json
 import sys
 
 from .config import load_config
-from .errors import cli
+from .errors import EXIT_USAGE, Parser, cli
 from .frames import FrameError, read_image
-from .params import BACKENDS
+from .params import BACKENDS, BY_NAME
 from .pipeline import Classifier
 
 
 @cli('classify')
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument('images', nargs='+', metavar='IMAGE')
     parser.add_argument('--model', default='efficientnet_lite0',
                         help='config name (config/<name>.yaml) or path to a YAML file')
@@ -29,6 +28,11 @@ def main(argv=None):
     parser.add_argument('--top-k', type=int, help="override the config's top_k")
     parser.add_argument('--models-dir', help='where relative model paths resolve')
     args = parser.parse_args(argv)
+    if args.top_k is not None:
+        try:
+            BY_NAME['top_k'].check(args.top_k)
+        except ValueError as exc:
+            parser.error(f'--top-k: {exc}')
     cfg = load_config(args.model)
     changes = {}
     if args.backend:
@@ -48,7 +52,7 @@ def main(argv=None):
             results = clf.classify(read_image(path))
             line = {'image': path, 'results': [h.to_dict() for h in results]}
         except FrameError as exc:
-            status = 1
+            status = EXIT_USAGE
             line = {'image': path, 'error': str(exc)}
         print(json.dumps(line), flush=True)
     clf.close()

@@ -5,8 +5,12 @@ labels file, an unusable frame, a failed export, a bad launch argument) is an
 EdgeClassifierError: its message names the file, key or argument and the fix. Commands
 print that message and exit with code 2, never a traceback.
 """
+import argparse
+import difflib
 import functools
+import signal
 import sys
+import threading
 
 EXIT_USAGE = 2  # what argparse uses for a bad command line, and what a bad config gets
 
@@ -15,15 +19,66 @@ class EdgeClassifierError(Exception):
     """Base of the package's errors: the message is what the user reads, fix included."""
 
 
+EXIT_INTERRUPTED = 130   # the shell's 128 + SIGINT
+EXIT_TERMINATED = 143    # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM in a command line tool: unwinds like Ctrl-C (every `finally` and
+    `except KeyboardInterrupt` runs: child processes stopped, worker threads joined)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def cli(label):
-    """Decorate a main(argv) so an EdgeClassifierError ends it with its message and exit 2."""
+    """Decorate a main(argv): an EdgeClassifierError ends it with its message and exit 2;
+    Ctrl-C (SIGINT) and SIGTERM end it with one line, `<label>: interrupted`, and exit 130
+    or 143, never a traceback (what the tool cleans up runs in its `finally` blocks)."""
     def wrap(main):
         @functools.wraps(main)
         def run(*args, **kwargs):
+            previous = None
+            if threading.current_thread() is threading.main_thread():
+                previous = signal.signal(signal.SIGTERM, _raise_terminated)
             try:
                 return main(*args, **kwargs)
             except EdgeClassifierError as exc:
                 print(f'{label}: error: {exc}', file=sys.stderr)
                 return EXIT_USAGE
+            except KeyboardInterrupt as exc:
+                print(f'{label}: interrupted', file=sys.stderr)
+                return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
         return run
     return wrap
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse for every command line of the package: an unknown option is refused
+    naming the closest known one (`--topk`: did you mean --top-k?), exit 2."""
+
+    def error(self, message):
+        if message.startswith('unrecognized arguments:'):
+            known = [o for parser in self._parsers() for action in parser._actions
+                     for o in action.option_strings]
+            hints = []
+            for word in message.split(':', 1)[1].split():
+                close = difflib.get_close_matches(word.split('=', 1)[0], known, n=1,
+                                                  cutoff=0.6) if word.startswith('-') else []
+                if close:
+                    hints.append(f'{word}: did you mean {close[0]}?')
+            if hints:
+                message += ' (' + '; '.join(hints) + ')'
+        super().error(message)
+
+    def _parsers(self):
+        """This parser and its subcommands' (their options are reported here too)."""
+        found = [self]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found += list(action.choices.values())
+        return found

@@ -197,7 +197,14 @@ def compressed_msg_to_frame(msg, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, geometry=N
 
 def read_image(path):
     """Read an image file as a BGR Frame (decoded by OpenCV, like CompressedImage)."""
-    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except IsADirectoryError:
+        raise FrameError(f'{path}: a directory, not an image file') from None
+    except FileNotFoundError:
+        raise FrameError(f'{path}: no such file') from None
+    except OSError as exc:
+        raise FrameError(f'{path}: cannot read it: {exc.strerror or exc}') from None
     if data.size == 0:
         raise FrameError(f'{path}: empty file')
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)

@@ -23,6 +23,7 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from .errors import EdgeClassifierError
 from .node import NODE_NAME, ClassifierParts
 from .ros_main import run_node
+from .wiring.parameters import help_text
 
 
 class ClassifierLifecycleNode(ClassifierParts, LifecycleNode):
@@ -86,7 +87,8 @@ class ClassifierLifecycleNode(ClassifierParts, LifecycleNode):
 
 
 def main(args=None):
-    return run_node(ClassifierLifecycleNode, NODE_NAME, args, large_frames=True)
+    return run_node(ClassifierLifecycleNode, NODE_NAME, args, large_frames=True,
+                    help_text=help_text('classifier_lifecycle_node', __doc__))
 
 
 if __name__ == '__main__':

@@ -19,7 +19,7 @@ import time
 from rclpy.node import Node
 
 from .ros_main import run_node
-from .wiring.parameters import NodeParameters, StartupError
+from .wiring.parameters import NodeParameters, StartupError, help_text
 from .wiring.session import Session
 
 NODE_NAME = 'edge_classifier'
@@ -87,8 +87,15 @@ class ClassifierNode(ClassifierParts, Node):
         self.get_logger().info(flow)
 
 
+HELP = ('Classifies camera frames (image_topics, compressed_topics) and publishes the top-k '
+        'on classification (vision_msgs/Classification), with LabelInfo, an overlay image '
+        'while watched and /diagnostics. Starts configured and active; '
+        'classifier_lifecycle_node is the managed (lifecycle) form.')
+
+
 def main(args=None):
-    return run_node(ClassifierNode, NODE_NAME, args, large_frames=True)  # the overlay
+    return run_node(ClassifierNode, NODE_NAME, args, large_frames=True,   # the overlay
+                    help_text=help_text('classifier_node', HELP))
 
 
 if __name__ == '__main__':

@@ -8,9 +8,11 @@ So Python's handlers for SIGINT/SIGTERM only record the signal (no KeyboardInter
 installed before rclpy.init so that rclpy's own handler, which shuts the context down and
 wakes the executor, chains to them.
 """
+import difflib
 import os
 import signal
 import sys
+import textwrap
 
 import rclpy
 from rclpy.exceptions import ParameterException
@@ -20,6 +22,8 @@ from . import resources
 from .errors import EXIT_USAGE, EdgeClassifierError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# what rclpy declares on every node (Humble: use_sim_time; Jazzy on: the type descriptions)
+RCLPY_PARAMETERS = ('use_sim_time', 'start_type_description_service')
 
 
 class StopSignals:
@@ -74,13 +78,60 @@ def use_large_frame_profile():
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(path)
 
 
-def run_node(factory, label, args=None, large_frames=False):
+def wants_help(args=None):
+    """-h or --help among the program's own arguments (those before --ros-args)."""
+    argv = list(sys.argv if args is None else args)[1:]   # rclpy's args: a whole argv
+    own = argv[:argv.index('--ros-args')] if '--ros-args' in argv else argv
+    return '-h' in own or '--help' in own
+
+
+def usage(label, description, params):
+    """A node executable's --help: how to set parameters, what it does, then each
+    (name, default as shown, text) row."""
+    lines = [f'usage: {label} [--ros-args [-p NAME:=VALUE ...] [--params-file FILE] '
+             f'[-r FROM:=TO ...]]', '']
+    for paragraph in description.strip().split('\n\n'):
+        rows = paragraph.splitlines()
+        if any(row[:1].isspace() for row in rows):   # a layout of its own: as written
+            lines += rows + ['']
+        else:
+            lines += textwrap.wrap(' '.join(paragraph.split()), 88) + ['']
+    lines.append('parameters (ros2 param describe <node> NAME):')
+    for name, default, text in params:
+        lines.append(f'  {name} (default {default})')
+        lines.extend(f'      {line}' for line in textwrap.wrap(text, 80))
+    return '\n'.join(lines)
+
+
+def refuse_unknown_parameters(node, ignore=()):
+    """A `-p` or params-file key the node did not declare is a typo: fail at startup
+    naming it and the closest declared name (rclpy would ignore it silently)."""
+    overrides = getattr(node, '_parameter_overrides', {})
+    unknown = sorted(name for name in overrides if not node.has_parameter(name)
+                     and not name.startswith('qos_overrides.') and name not in ignore)
+    if not unknown:
+        return
+    known = [name for name in sorted(getattr(node, '_parameters', {}))
+             if name not in RCLPY_PARAMETERS]
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hints.append(name + (f' (did you mean {close[0]}?)' if close else ''))
+    raise EdgeClassifierError(f'unknown parameter(s) {", ".join(hints)}; this node takes: '
+                              f'{", ".join(known)}')
+
+
+def run_node(factory, label, args=None, large_frames=False, help_text=None):
     """Run one node until a stop signal; returns the process exit code.
 
     An EdgeClassifierError or a ParameterException (a parameter of the wrong type) while
     the node is built prints `[label] cannot start: <reason>` and returns 2. large_frames:
-    the node publishes camera-sized images (use_large_frame_profile).
+    the node publishes camera-sized images (use_large_frame_profile). -h/--help prints
+    `help_text` and returns 0 without starting anything.
     """
+    if help_text is not None and wants_help(args):
+        print(help_text)
+        return 0
     if large_frames:
         use_large_frame_profile()
     signals = StopSignals()

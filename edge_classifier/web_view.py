@@ -33,7 +33,7 @@ from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 from .errors import EdgeClassifierError
 from .frames import image_msg_to_frame
 from .overlay import frame_to_bgr
-from .ros_main import run_node
+from .ros_main import refuse_unknown_parameters, run_node, usage
 from .webapp import Hub, Server, is_loopback, is_wildcard
 
 NODE_NAME = 'web_view'
@@ -96,6 +96,7 @@ class WebView(Node):
                 raise WebViewError(f'parameter {name}: expected an integer from {bounds[0]} '
                                    f'to {bounds[1]}, got {value!r}')
             p[name] = value
+        refuse_unknown_parameters(self)
         self.params = p
         self.topic = self.resolve_topic_name(p['topic'])
         ns = self.get_namespace().rstrip('/')
@@ -232,7 +233,9 @@ def _stamp(header):
 
 
 def main(args=None):
-    return run_node(WebView, NODE_NAME, args)
+    return run_node(WebView, NODE_NAME, args, help_text=usage(
+        'web_view', __doc__, [(n, repr(d), t + (f' Range {b[0]}..{b[1]}.' if b else ''))
+                              for n, d, t, b in PARAMS]))
 
 
 if __name__ == '__main__':

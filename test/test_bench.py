@@ -1,12 +1,18 @@
 """The benchmark command runs end to end on a tiny real model (speed is not asserted)."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from edge_classifier.tools.node_bench import StandIn
 
 from helpers import tiny_config, write_params_file
+from ros_helpers import wait_for
 
 
 def test_bench_prints_bare_vs_pipeline_and_nv12_tables(tmp_path):
@@ -81,3 +87,65 @@ def test_node_bench_measures_the_node_with_and_without_a_web_viewer():
     for row in rows:
         assert float(row[2]) > 5          # classified fps of a 10 Hz camera
     assert float(rows[1][6].rstrip(' |')) > 0   # web_view's CPU per frame
+
+
+def _children(pid):
+    found = []
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try:
+            fields = stat.read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _interrupt_when(argv, marker, sig=signal.SIGINT, delay=0.0):
+    """Run a tool, send `sig` once a stdout line starts with `marker` (then `delay` s):
+    (exit code, stdout, stderr, the child processes it had then)."""
+    proc = subprocess.Popen([sys.executable, '-m', *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out, children = [], []
+    try:
+        for line in proc.stdout:
+            out.append(line)
+            if line.startswith(marker):
+                time.sleep(delay)
+                children = _children(proc.pid)
+                proc.send_signal(sig)
+                break
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, ''.join(out) + rest, err, children
+
+
+@pytest.mark.parametrize('marker, delay, sig, codes', [
+    ('# edge_classifier benchmark', 0.0, signal.SIGINT, (130,)),     # loading the model
+    ('| efficientnet_lite0 | 1 |', 0.5, signal.SIGINT, (130,)),      # measuring
+    ('| efficientnet_lite0 | 1 |', 0.5, signal.SIGTERM, (143,)),
+    ('| model | size |', 0.0, signal.SIGINT, (0, 130)),               # NV12, results
+], ids=['loading', 'measuring', 'sigterm', 'writing'])
+def test_ctrl_c_ends_the_bench_cleanly_in_any_phase(marker, delay, sig, codes, tmp_path):
+    code, out, err, _ = _interrupt_when(
+        ['edge_classifier.tools.bench', '--workers', '1,2', '--seconds', '3', '--rounds', '2',
+         '--json', str(tmp_path / 'b.json')], marker, sig, delay)
+    assert code in codes, out + err
+    assert 'Traceback' not in err and 'terminate called' not in err, err
+    if code:
+        assert err.strip().endswith('edge-classifier-bench: interrupted'), err
+
+
+def test_ctrl_c_ends_node_bench_cleanly_and_stops_its_processes():
+    code, out, err, children = _interrupt_when(
+        ['edge_classifier.tools.node_bench', '--cases', 'floor,classifier_node', '--rates',
+         '30', '--seconds', '4', '--rounds', '2', '--cameras-seconds', '0'],
+        '# node benchmark', signal.SIGINT, 3.0)
+    assert code == 130, out + err
+    assert 'Traceback' not in err, err
+    assert err.strip().endswith('node_bench: interrupted'), err
+    assert children, 'no camera or node was running when interrupted'
+    assert wait_for(lambda: not [p for p in children if Path(f'/proc/{p}').exists()], 15), \
+        'a process node_bench started outlived it'

@@ -9,10 +9,10 @@ samples: <data root>/samples/*.png, real photographs that ship inside scikit-ima
          with a camera on a tripod, grayscale), rocket, motorcycle.
 Existing files are kept; nothing is downloaded.
 """
-import argparse
 import sys
 from pathlib import Path
 
+from ..errors import Parser
 from .. import resources
 
 LABELS_FILE = 'imagenet1k_labels.txt'
@@ -66,7 +66,7 @@ def write_samples(folder):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='Write ImageNet labels and sample photos.')
+    parser = Parser(description='Write ImageNet labels and sample photos.')
     parser.add_argument('--models-dir', help='where the labels go (default: %(default)s)',
                         default=str(resources.models_dir()))
     parser.add_argument('--samples-dir', default=str(resources.samples_dir()))

@@ -26,7 +26,6 @@ compare runs two models over the same frames: per topic how often their top-1 ag
 each one's mean top-1 score and frames per second; with --output DIR, the --worst frames
 on which they disagree most, each written as one image with both models' results drawn.
 """
-import argparse
 import collections
 import functools
 import queue
@@ -42,7 +41,7 @@ from .. import resources
 from ..boxes import boxes_of
 from ..config import load_config
 from ..encode import ENCODINGS
-from ..errors import EdgeClassifierError, cli
+from ..errors import EdgeClassifierError, Parser, cli
 from ..frames import compressed_msg_to_frame, image_msg_to_frame
 from ..pairing import header_key
 from ..params import BACKENDS, DEFAULT_MAX_IMAGE_PIXELS
@@ -664,10 +663,9 @@ def sample(args):
 
 @cli('edge-classifier-bag')
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='edge-classifier-bag',
-                                     description=__doc__.splitlines()[0])
+    parser = Parser(prog='edge-classifier-bag', description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='command', required=True)
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument('bag', help='a rosbag2 bag directory (.db3 or .mcap inside)')
     common.add_argument('--topics', nargs='+', metavar='TOPIC',
                         help='image topics to classify (default: every Image and '
@@ -701,10 +699,9 @@ def main(argv=None):
     try:
         return {'classify': classify, 'compare': compare, 'sample': sample}[args.command](args)
     except KeyboardInterrupt:   # Ctrl-C: what was written is a complete, shorter bag
-        print('edge-classifier-bag: interrupted' + (
-            f'; {args.output} holds the frames classified so far'
-            if args.command == 'classify' else ''), file=sys.stderr)
-        return 130
+        if args.command == 'classify':
+            print(f'{args.output} holds the frames classified so far', file=sys.stderr)
+        raise
 
 
 if __name__ == '__main__':

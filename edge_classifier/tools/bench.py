@@ -24,7 +24,6 @@ latency (frame in -> every box classified).
 Bare and pipeline alternate in short rounds (drift on a shared VM then hits both); each
 figure is the median over the rounds, and pipeline / bare is the ratio of those medians.
 """
-import argparse
 import json
 import statistics
 import sys
@@ -39,7 +38,7 @@ from .. import resources
 from ..config import load_config
 from ..params import BACKENDS
 from ..encode import encode_raw
-from ..errors import EdgeClassifierError, cli
+from ..errors import EdgeClassifierError, Parser, cli
 from ..frames import image_to_frame
 from ..nv12 import Geometry, bgr_to_nv12, rdk_bgr2nv12, to_nv12
 from ..boxes import crop
@@ -88,7 +87,10 @@ def bench_bare(clf, workers, seconds, warmup=0.3):
 
     def run():
         mine = []
-        start.wait()
+        try:
+            start.wait()
+        except threading.BrokenBarrierError:   # interrupted before the start
+            return
         while True:
             t0 = time.perf_counter()
             if t0 >= stop_at[0]:
@@ -102,8 +104,13 @@ def bench_bare(clf, workers, seconds, warmup=0.3):
     [t.start() for t in threads]
     t_start = time.perf_counter()
     stop_at[0] = t_start + warmup + seconds
-    start.wait()
-    [t.join() for t in threads]
+    try:
+        start.wait()
+        [t.join() for t in threads]
+    finally:   # Ctrl-C: the threads end after their current inference, then we go
+        stop_at[0] = 0.0
+        start.abort()
+        [t.join() for t in threads]
     measured = [lat for t0, lat in latencies if t0 >= t_start + warmup]
     p50, p99 = _percentiles(measured)
     return {'fps': len(measured) / seconds, 'latency_ms_p50': p50, 'latency_ms_p99': p99}
@@ -133,11 +140,13 @@ def bench_pipeline(clf, workers, seconds, warmup=0.3, boxes=None):
 
     get_boxes = None if boxes is None else (lambda: boxes)
     pool = WorkerPool(clf, workers, on_result=on_result).start()
-    # one more camera than the workers (a frame always waits), or one with its detector
-    for i in range(workers + 1 if boxes is None else 1):
-        pool.submit(f'/camera_{i}', make_frame, boxes=get_boxes)
-    time.sleep(max(0.0, stop_at - time.perf_counter()))
-    pool.stop()
+    try:
+        # one more camera than the workers (a frame always waits), or one with its detector
+        for i in range(workers + 1 if boxes is None else 1):
+            pool.submit(f'/camera_{i}', make_frame, boxes=get_boxes)
+        time.sleep(max(0.0, stop_at - time.perf_counter()))
+    finally:   # also on Ctrl-C: no thread may be inside the runtime when Python exits
+        pool.stop()
     p50, p99 = _percentiles(done)
     return {'fps': len(done) / seconds, 'latency_ms_p50': p50, 'latency_ms_p99': p99}
 
@@ -254,7 +263,7 @@ def bench_nv12(repeats=300):
 
 @cli('edge-classifier-bench')
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', nargs='+', default=['efficientnet_lite0'])
     parser.add_argument('--workers', default=None,
                         help='worker counts (default 1,2,4,8; with --two-stage 2)')

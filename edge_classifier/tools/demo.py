@@ -9,7 +9,6 @@ this prints each tile's top-1 from /classified_detections.
 open and runs until Ctrl-C (or --timeout). --web --two-stage (`make demo-web
 DEMO_ARGS=--two-stage`): the same for the two-stage pipeline (the page lists each box).
 """
-import argparse
 import os
 import signal
 import subprocess
@@ -19,13 +18,14 @@ import time
 import rclpy
 from rclpy.executors import ExternalShutdownException
 
+from ..errors import Parser
 from .. import resources
 from ..ros_main import node_command
 from .echo import Echo, _name
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', default='efficientnet_lite0')
     parser.add_argument('--encoding', default='bgr8')
     parser.add_argument('--rate', type=float, default=2.0)

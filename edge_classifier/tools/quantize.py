@@ -18,13 +18,12 @@ on an AVX2 CPU without VNNI: full range 81.88 % top-1, reduce_range 87.25 %, NV1
 87.75 %. A board simulation must not depend on the host: --full-range only where you know
 every machine has VNNI.
 """
-import argparse
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from ..errors import EdgeClassifierError, cli
+from ..errors import EdgeClassifierError, Parser, cli
 from ..config import load_config
 from ..frames import IMAGE_SUFFIXES, FrameError, read_image
 from ..pipeline import Classifier
@@ -106,7 +105,7 @@ def _tag(path, text):
 
 @cli('edge-classifier-quantize')
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument('calib', help='folder of calibration images (searched recursively)')
     parser.add_argument('--model', default='efficientnet_lite0')
     parser.add_argument('--count', type=int, default=1000, help='at most this many images')

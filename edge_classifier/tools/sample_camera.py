@@ -46,9 +46,31 @@ from .. import resources
 from ..encode import COMPRESSED, ENCODINGS, encode_compressed, encode_raw
 from ..errors import EdgeClassifierError
 from ..frames import IMAGE_SUFFIXES
-from ..ros_main import run_node
+from ..ros_main import refuse_unknown_parameters, run_node, usage
 
 
+PARAMS = (  # name, default, description
+    ('source', '', "What to play: '' = the bundled sample photos; a folder of images, an "
+                   'image or video file, or a rosbag2 bag directory.'),
+    ('topic', 'image_raw', 'Image topic (relative); compressed encodings publish on '
+                           '<topic>/compressed.'),
+    ('encoding', 'bgr8', 'Encoding of the published frames: ' + ', '.join(ENCODINGS) + '.'),
+    ('rate', 2.0, 'Frames per second (photos, a folder, a video).'),
+    ('width', 0, 'Frame width in pixels; 0 = the photo\'s own.'),
+    ('height', 0, 'Frame height in pixels; 0 = the photo\'s own.'),
+    ('frame_id', 'camera_optical_frame', 'header.frame_id of every frame.'),
+    ('frame_id_from_file', False, 'header.frame_id = the photo\'s file name stem instead.'),
+    ('count', 0, 'Frames to publish, then stop; 0 = forever.'),
+    ('reliability', 'reliable', 'Publisher QoS: reliable (like most camera drivers) or '
+                                'best_effort.'),
+    ('detections_topic', '', 'Also be a stand-in detector: 2x2 mosaics, their tiles as a '
+                             'Detection2DArray on this topic.'),
+    ('mosaic', 2, 'Tiles per side of the stand-in detector\'s mosaics (1..8).'),
+    ('bag_topic', '', "A bag's image topic to replay; '' = its first."),
+    ('stamps', 'original', 'A bag\'s header stamps: original (as recorded, like ros2 bag '
+                           'play) or now.'),
+    ('loop', True, 'Play a bag again from the start at its end (false: once).'),
+)
 SUBSCRIBER_WAIT = 10.0   # s a bag's replay waits for a first subscriber before it starts
 
 
@@ -141,12 +163,8 @@ class SampleCamera(Node):
         super().__init__('sample_camera', **kwargs)
         # dynamic typing: rate:=30 (an integer) is as good as rate:=30.0
         p = {name: self.declare_parameter(name, default, ParameterDescriptor(
-            dynamic_typing=True)).value for name, default in (
-            ('source', ''), ('topic', 'image_raw'), ('encoding', 'bgr8'), ('rate', 2.0),
-            ('width', 0), ('height', 0), ('frame_id', 'camera_optical_frame'),
-            ('frame_id_from_file', False), ('count', 0), ('reliability', 'reliable'),
-            ('detections_topic', ''), ('mosaic', 2), ('bag_topic', ''),
-            ('stamps', 'original'), ('loop', True))}
+            description=text, dynamic_typing=True)).value for name, default, text in PARAMS}
+        refuse_unknown_parameters(self)
         if p['encoding'] not in ENCODINGS:
             raise CameraError(f'parameter encoding: {p["encoding"]!r} is not one of '
                               + ', '.join(ENCODINGS))
@@ -328,7 +346,9 @@ class SampleCamera(Node):
 
 
 def main(args=None):
-    return run_node(SampleCamera, 'sample_camera', args, large_frames=True)
+    return run_node(SampleCamera, 'sample_camera', args, large_frames=True,
+                    help_text=usage('sample_camera', __doc__,
+                                    [(n, repr(d), t) for n, d, t in PARAMS]))
 
 
 if __name__ == '__main__':

@@ -20,6 +20,7 @@ from .. import config as model_config
 from ..config import ConfigError
 from ..errors import EdgeClassifierError
 from ..params import BY_NAME, INT_MAX, MODEL_KEYS, NODE_PARAMS, RUNTIME_KEYS
+from ..ros_main import refuse_unknown_parameters
 
 READ_ONLY = 'Read-only: fixed at startup; restart the node to change it.'
 MANAGED = ('Fixed while the node is configured: deactivate and clean it up, set this, '
@@ -118,14 +119,10 @@ class NodeParameters:
 
     def _reject_unknown_parameters(self):
         """A params file key this node does not know is a typo: fail, do not ignore it."""
-        node = self.node
-        unknown = sorted(name for name in self._overrides()
-                         if not node.has_parameter(name) and not name.startswith('qos_overrides.')
-                         and name != CLASS_NAMES)
-        if unknown:
-            names = sorted(p.name for p in NODE_PARAMS)
-            raise StartupError(f'unknown parameter(s) {", ".join(unknown)}; this node takes: '
-                               f'{", ".join(names)}')
+        try:
+            refuse_unknown_parameters(self.node, ignore=(CLASS_NAMES,))
+        except EdgeClassifierError as exc:
+            raise StartupError(str(exc)) from None
 
     # ---- read ---------------------------------------------------------------------------
     def _raw(self, name):
@@ -255,3 +252,11 @@ class NodeParameters:
 
 def _refused(reason):
     return SetParametersResult(successful=False, reason=reason)
+
+
+def help_text(label, description):
+    """--help of a classifier executable: the parameter table, as `ros2 param describe`
+    would show each."""
+    from ..ros_main import usage
+    return usage(label, description, [(p.name, 'from the model YAML' if p.model else
+                                       repr(p.default), p.describe()) for p in NODE_PARAMS])
