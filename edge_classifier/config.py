@@ -112,9 +112,16 @@ class ModelConfig:
         if self.source == 'efficientnet_lite0':
             return f'run `{tool}`'
         if self.source.startswith('timm:'):
-            return (f'run `{tool} --untrained` (the architecture with random weights, for speed '
-                    f'work; installs timm + torch once, ~5.7 GB), or copy a trained ONNX model '
-                    f'to {path}; on the RDK X5 use the zoo\'s .bin (bpu_path)')
+            zoo = [what for what, url in (('ONNX', self.zoo_onnx_url),
+                                          ('compiled .bin', self.zoo_bin_url)) if url]
+            board = (f'on the RDK X5, the zoo\'s compiled .bin ({self.bpu_path}: copy it into '
+                     f'{self.models_directory()}' + (f', or `{tool} --download` where the '
+                                                     f'network reaches the zoo (its '
+                                                     f'{" and ".join(zoo)})' if zoo else '')
+                     + '; `backend: auto` then uses the BPU)')
+            return (f'copy a trained ONNX model to {path}; or run `{tool} --untrained` (the '
+                    f'architecture with random weights, for speed work only; installs timm + '
+                    f'torch once, ~5.7 GB); {board}')
         return f'copy the model to {path}'
 
     def replace(self, origin=None, **changes):

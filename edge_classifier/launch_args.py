@@ -44,7 +44,8 @@ ARGUMENTS = [_argument('model')] + [_argument(name) for name in NODE_ARGUMENTS[1
     ('detections', '[]', 'vision_msgs/Detection2DArray topics, one per image topic (parameter '
                          'detection_topics): classify each camera\'s detected boxes, published '
                          'on classified_detections; with camera:=sim, the sample camera '
-                         'publishes mosaics and their tiles as detections on the first'),
+                         'publishes mosaics and their tiles as detections on the first of '
+                         'these topics'),
     ('web', 'false', 'true: also start web_view, the live page of what the robot sees'),
     ('web_port', '8080', 'web_view\'s TCP port'),
     ('web_host', '127.0.0.1', 'web_view\'s address: 127.0.0.1 = this machine only; 0.0.0.0 = '

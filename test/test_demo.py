@@ -91,3 +91,40 @@ def test_web_demo_prints_the_url_and_serves_the_page_until_stopped(mode):
     assert f'open http://127.0.0.1:{port}/ in a browser' in out
     assert code == 0, out + err
     assert 'node exit 0, camera exit 0, web_view exit 0' in out
+
+
+def test_echo_shows_names_even_for_results_that_came_before_the_label_map():
+    """A late LabelInfo: the result that arrived first waits for it (up to 2 s) and is
+    printed with its class name, not the bare id."""
+    import time
+
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from vision_msgs.msg import Classification, LabelInfo, ObjectHypothesis, VisionClass
+
+    from ros_helpers import Harness, wait_for
+    ros = Harness('echo_late_labels')
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    results = ros.node.create_publisher(Classification, '/late/classification', 10)
+    labels = ros.node.create_publisher(LabelInfo, '/late/classification/label_info', latched)
+    proc = subprocess.Popen([sys.executable, '-m', 'edge_classifier.tools.echo', '--topic',
+                             '/late/classification', '--count', '1', '--timeout', '30'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: results.get_subscription_count() > 0, 20)
+        msg = Classification()
+        msg.header.frame_id = 'cam'
+        msg.results = [ObjectHypothesis(class_id='967', score=0.9)]
+        results.publish(msg)
+        time.sleep(0.5)
+        info = LabelInfo()
+        info.class_map = [VisionClass(class_id=i, class_name=f'class{i}') for i in range(1000)]
+        info.class_map[967].class_name = 'espresso'
+        labels.publish(info)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        ros.close()
+    assert proc.returncode == 0, err
+    assert 'espresso 0.900' in out and ' 967 ' not in out, out

@@ -43,14 +43,20 @@ def format_detections(msg, names):
 
 class Echo:
     """Subscribes to a Classification topic (or, with detections=True, a Detection2DArray
-    topic) and a label map; collects what arrives."""
+    topic) and a label map; collects what arrives. Results that come before the label map
+    wait for it (at most `label_wait` s after the first), so they show names, not bare
+    class ids: the map is latched and normally arrives within moments of discovery."""
 
     def __init__(self, node, topic='classification', on_message=None, detections=False,
-                 labels=None):
+                 labels=None, label_wait=2.0):
         self.node = node
         self.names = {}
         self.received = []
         self.on_message = on_message
+        self.label_wait = label_wait
+        self._held = []            # results that came before the label map
+        self._first = None
+        self.shown = 0
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         labels = labels or ('classification/label_info' if detections
@@ -61,11 +67,25 @@ class Echo:
 
     def _labels(self, msg):
         self.names = {c.class_id: c.class_name for c in msg.class_map}
+        self.flush()
 
     def _result(self, msg):
         self.received.append(msg)
-        if self.on_message:
-            self.on_message(msg, self.names)
+        self._first = self._first or time.monotonic()
+        self._held.append(msg)
+        if self.names or time.monotonic() - self._first >= self.label_wait:
+            self.flush()
+
+    def flush(self):
+        """Show the results held for the label map (call it now and then: a map that never
+        comes must not hold them for ever)."""
+        if self._held and (self.names or self._first is None or
+                           time.monotonic() - self._first >= self.label_wait):
+            held, self._held = self._held, []
+            for msg in held:
+                self.shown += 1
+                if self.on_message:
+                    self.on_message(msg, self.names)
 
 
 def main(argv=None):
@@ -91,16 +111,19 @@ def main(argv=None):
                 detections=args.detections, labels=args.labels)
     deadline = time.monotonic() + args.timeout if args.timeout else None
     try:
-        while rclpy.ok() and not (args.count and len(echo.received) >= args.count):
+        while rclpy.ok() and not (args.count and echo.shown >= args.count):
             if deadline and time.monotonic() > deadline:
                 break
             rclpy.spin_once(node, timeout_sec=0.1)
+            echo.flush()
     except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C (distro-dependent)
         pass
     finally:
+        echo.label_wait = 0.0
+        echo.flush()   # what is held is shown, with or without names
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0 if not args.count or len(echo.received) >= args.count else 1
+    return 0 if not args.count or echo.shown >= args.count else 1
 
 
 if __name__ == '__main__':
