@@ -103,3 +103,17 @@ def test_bad_folders_are_clear_errors(tmp_path):
     (tmp_path / 'notes.txt').write_text('x')
     proc = run('quantize', str(tmp_path))
     assert proc.returncode == 2 and 'no images' in proc.stderr
+
+
+def test_val_label_takes_class_names_too_and_says_what_a_label_is(tmp_path):
+    from edge_classifier.tools.evaluate import load_dataset
+    for name in ('a.png', 'b.png', 'c.png'):
+        (tmp_path / name).write_bytes(b'')
+    (tmp_path / 'val_label.txt').write_text('a.png 967\nb.png tiger cat\nc.png no such class\n')
+    names = [f'class{i}' for i in range(1000)]
+    names[282] = 'tiger cat'
+    items, problems = load_dataset(tmp_path, names)
+    assert [(p.name, label) for p, label in items] == [('a.png', 967), ('b.png', 282)]
+    (where, why), = problems
+    assert where.endswith('val_label.txt:3')
+    assert 'a class index (0..999) or a class name of the labels file' in why

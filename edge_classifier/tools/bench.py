@@ -106,9 +106,12 @@ def bench_bare(clf, workers, seconds, warmup=0.3):
     stop_at[0] = t_start + warmup + seconds
     try:
         start.wait()
-        [t.join() for t in threads]
-    finally:   # Ctrl-C: the threads end after their current inference, then we go
-        stop_at[0] = 0.0
+        time.sleep(max(0.0, stop_at[0] - time.perf_counter()))
+    finally:
+        # Ctrl-C: the threads end after their current inference, then we go. (They are
+        # joined only here: a join that Ctrl-C interrupts can leave a thread that is still
+        # inside the runtime looking finished, and Python's exit then aborts.)
+        stop_at[0] = min(stop_at[0], time.perf_counter())
         start.abort()
         [t.join() for t in threads]
     measured = [lat for t0, lat in latencies if t0 >= t_start + warmup]
@@ -277,6 +280,9 @@ def main(argv=None):
                              '640x480, the 2 ms BPU stand-in and EfficientNet-Lite0)')
     parser.add_argument('--boxes', default='1,4,16',
                         help='with --two-stage: boxes per frame (square numbers)')
+    parser.add_argument('--stand-in', type=float, metavar='MS',
+                        help='instead of the model: a BPU stand-in that takes MS ms per '
+                             'inference and no CPU (the board\'s case, on any machine)')
     parser.add_argument('--backend', choices=BACKENDS, default='onnxruntime',
                         help='onnxruntime (any machine), bpu (the board: hobot_dnn and the '
                              'compiled .bin), auto (as the config says)')
@@ -293,9 +299,13 @@ def main(argv=None):
                 json.dump(rows, fh, indent=1)
         return 0
 
-    rows, summary, failed = [], [], []
+    rows, summary = [], []
+    classifiers = load_all(args.model, args.backend, args.stand_in)
     what = ('ONNX Runtime on this CPU, not BPU figures' if args.backend == 'onnxruntime'
             else f'backend {args.backend}')
+    if args.stand_in is not None:
+        what = (f'a {args.stand_in:g} ms BPU stand-in (the fake hobot_dnn: sleeps, no CPU), '
+                f'the board\'s case')
     print(f'# edge_classifier benchmark: {what} '
           f'({args.seconds:g} s per point and mode in {args.rounds} alternating rounds; '
           f'medians over rounds; input 640x480 bgr8 for the pipeline)\n')
@@ -304,40 +314,39 @@ def main(argv=None):
     print('|---|---|---|---|---|---|---|---|---|')
     bar = tqdm(total=len(args.model) * len(worker_counts) * args.rounds, desc='bench',
                file=sys.stderr, leave=False, disable=None)
-    for name in args.model:
-        try:
-            cfg = load_config(name)
-            clf = Classifier(cfg if args.backend == 'auto' else cfg.replace(backend=args.backend))
-        except EdgeClassifierError as exc:
-            print(f'| {name} | skipped: {exc} ||||||||')
-            failed.append(f'{name}: {exc}')
-            bar.update(len(worker_counts) * args.rounds)
-            continue
-        name = clf.cfg.model_name + (' (untrained)' if clf.untrained else '')
-        per_workers = {}
-        for workers in worker_counts:
-            bare_rounds, pipe_rounds = [], []
-            bar.set_postfix_str(f'{name}, {workers} workers')
-            for _ in range(args.rounds):  # alternate, so drift on a shared VM hits both
-                bare_rounds.append(bench_bare(clf, workers, args.seconds / args.rounds))
-                pipe_rounds.append(bench_pipeline(clf, workers, args.seconds / args.rounds))
-                bar.update()
-            bare, pipe = _median_round(bare_rounds), _median_round(pipe_rounds)
-            per_workers[workers] = (bare, pipe)
-            ratio = pipe['fps'] / bare['fps'] if bare['fps'] else float('nan')
-            print(f'| {name} | {workers} | {bare["latency_ms_p50"]:.2f} | '
-                  f'{bare["latency_ms_p99"]:.2f} | {bare["fps"]:.1f} | '
-                  f'{pipe["latency_ms_p50"]:.2f} | {pipe["latency_ms_p99"]:.2f} | '
-                  f'{pipe["fps"]:.1f} | {ratio:.3f} |', flush=True)
-            for mode, fig in (('bare', bare), ('pipeline', pipe)):
-                rows.append({'model': name, 'workers': workers, 'mode': mode, **fig})
-        best = max(per_workers, key=lambda w: per_workers[w][0]['fps'])
-        single = per_workers.get(1, per_workers[min(per_workers)])[0]
-        summary.append((name, f'{clf.cfg.input_width}x{clf.cfg.input_height}',
-                        clf.cfg.num_classes, count_parameters(clf.backend.model_path),
-                        single['latency_ms_p50'], per_workers[best][0]['latency_ms_p50'],
-                        best, per_workers[best][0]['fps'], per_workers[best][1]['fps']))
-        clf.close()
+    try:
+        for name, clf in classifiers:
+            name = clf.cfg.model_name + (' (untrained)' if clf.untrained else '')
+            if args.stand_in is not None:
+                name = f'{args.stand_in:g} ms BPU stand-in'
+            per_workers = {}
+            for workers in worker_counts:
+                bare_rounds, pipe_rounds = [], []
+                bar.set_postfix_str(f'{name}, {workers} workers')
+                for _ in range(args.rounds):  # alternate, so drift on a shared VM hits both
+                    bare_rounds.append(bench_bare(clf, workers, args.seconds / args.rounds))
+                    pipe_rounds.append(bench_pipeline(clf, workers, args.seconds / args.rounds))
+                    bar.update()
+                bare, pipe = _median_round(bare_rounds), _median_round(pipe_rounds)
+                per_workers[workers] = (bare, pipe)
+                ratio = pipe['fps'] / bare['fps'] if bare['fps'] else float('nan')
+                print(f'| {name} | {workers} | {bare["latency_ms_p50"]:.2f} | '
+                      f'{bare["latency_ms_p99"]:.2f} | {bare["fps"]:.1f} | '
+                      f'{pipe["latency_ms_p50"]:.2f} | {pipe["latency_ms_p99"]:.2f} | '
+                      f'{pipe["fps"]:.1f} | {ratio:.3f} |', flush=True)
+                for mode, fig in (('bare', bare), ('pipeline', pipe)):
+                    rows.append({'model': name, 'workers': workers, 'mode': mode, **fig})
+            best = max(per_workers, key=lambda w: per_workers[w][0]['fps'])
+            single = per_workers.get(1, per_workers[min(per_workers)])[0]
+            summary.append((name, f'{clf.cfg.input_width}x{clf.cfg.input_height}',
+                            clf.cfg.num_classes,
+                            count_parameters(getattr(clf.backend, 'model_path', '')),
+                            single['latency_ms_p50'], per_workers[best][0]['latency_ms_p50'],
+                            best, per_workers[best][0]['fps'], per_workers[best][1]['fps']))
+            clf.close()
+    finally:   # also on Ctrl-C: sessions freed while Python runs (not in its exit)
+        for _, clf in classifiers:
+            clf.close()
     print('\n| model | size | classes | params (M) | single-thread latency ms | '
           'multi-thread latency ms | FPS (bare) | FPS (pipeline) |')
     print('|---|---|---|---|---|---|---|---|')
@@ -355,9 +364,33 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as fh:
             json.dump(rows, fh, indent=1)
-    if failed:
-        raise EdgeClassifierError('could not benchmark ' + '; '.join(failed))
     return 0
+
+
+def load_all(names, backend, stand_in=None):
+    """[(name, Classifier)] for every model, or one error naming each model that cannot
+    be loaded (and what makes it), before anything is measured."""
+    loaded, failed = [], []
+    if stand_in is not None:
+        from .node_bench import StandIn
+        stand = StandIn(stand_in)
+        sys.path.insert(0, str(stand.fake))   # the fake hobot_dnn (source checkout)
+    for name in names:
+        try:
+            cfg = load_config(name)
+            if stand_in is not None:
+                cfg = cfg.replace(backend='bpu', bpu_path=str(stand.bin))
+            elif backend != 'auto':
+                cfg = cfg.replace(backend=backend)
+            loaded.append((name, Classifier(cfg)))
+        except EdgeClassifierError as exc:
+            failed.append(f'  {name}: {exc}')
+    if failed:
+        for _, clf in loaded:
+            clf.close()
+        raise EdgeClassifierError(f'{len(failed)} of {len(names)} model(s) cannot be '
+                                  f'benchmarked; nothing was measured:\n' + '\n'.join(failed))
+    return loaded
 
 
 if __name__ == '__main__':

@@ -5,7 +5,7 @@
 
 IMAGES in one of the two layouts users have:
   * ImageNet-val style: image files and a val_label.txt of "filename label" lines (label =
-    class index), as in the RDK zoo's deploy flow;
+    class index, as in the RDK zoo's deploy flow, or a class name of the labels file);
   * one sub-folder per class, named by class index ("282") or class name ("tiger cat",
     as in the labels file).
 Columns, side by side on the same images:
@@ -67,22 +67,29 @@ def load_dataset(folder, class_names=None):
     if not folder.is_dir():
         raise DatasetError(f'image folder {folder} does not exist')
     problems, items = [], []
+    index = {name.lower(): i for i, name in enumerate(class_names or [])}
     label_file = folder / 'val_label.txt'
     if label_file.is_file():
         for n, line in enumerate(label_file.read_text().splitlines(), 1):
             if not line.strip():
                 continue
-            parts = line.split()
-            if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
-                problems.append((f'{label_file}:{n}', f'expected "filename label", got {line!r}'))
+            parts = line.split(None, 1)
+            label = parts[1].strip() if len(parts) == 2 else ''
+            if label.isdigit():
+                label = int(label)
+            elif label.lower() in index:   # a class name, as in the labels file
+                label = index[label.lower()]
+            else:
+                problems.append((f'{label_file}:{n}', f'expected "filename label" with the '
+                                 f'label a class index (0..{max(len(index), 1000) - 1}) or a '
+                                 f'class name of the labels file, got {line!r}'))
                 continue
             path = folder / parts[0]
             if not path.is_file():
                 problems.append((f'{label_file}:{n}', f'names {parts[0]}, which does not exist'))
                 continue
-            items.append((path, int(parts[1])))
+            items.append((path, label))
         return items, problems
-    index = {name.lower(): i for i, name in enumerate(class_names or [])}
     subdirs = sorted(p for p in folder.iterdir() if p.is_dir())
     if not subdirs:
         raise DatasetError(f'{folder} has neither a val_label.txt nor one sub-folder per class')

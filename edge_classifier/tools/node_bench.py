@@ -251,8 +251,9 @@ def main(argv=None):
     parser.add_argument('--rounds', type=int, default=2)
     parser.add_argument('--rates', default='30,flood', help='camera rates: Hz or flood')
     parser.add_argument('--cases', default=','.join(CASES))
-    parser.add_argument('--cameras-seconds', type=float, default=60.0,
-                        help='window of the four-camera runs (0: skip them)')
+    parser.add_argument('--cameras-seconds', type=float, default=None,
+                        help='window of the four-camera runs (default 3 x --seconds; 0: skip '
+                             'them)')
     parser.add_argument('--overlay', action='store_true',
                         help='also run classifier_node with an overlay subscriber')
     parser.add_argument('--web', action='store_true',
@@ -261,6 +262,8 @@ def main(argv=None):
     parser.add_argument('-p', '--param', action='append', default=[], metavar='KEY:=VALUE',
                         help='a parameter of classifier_node (Lite0), e.g. workers:=1')
     args = parser.parse_args(argv)
+    if args.cameras_seconds is None:
+        args.cameras_seconds = 3 * args.seconds
     extra = dict(p.split(':=', 1) for p in args.param)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     rates = [FLOOD_HZ if r == 'flood' else float(r) for r in args.rates.split(',') if r]
