@@ -25,7 +25,8 @@ PYTHON="${PYTHON:-python3}"
 STAMPS="$VENV/.edge_classifier"
 PIP_QUIET=(--quiet --disable-pip-version-check)
 
-log() { printf '[setup] %s\n' "$*" >&2; }
+start=$(date +%s)
+log() { printf '[setup] %s (%d s)\n' "$*" "$(( $(date +%s) - start ))" >&2; }
 sha() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
 # pip prints a warning line per package for index locations this machine's pip config
 # names but does not have; keep real warnings and errors.
@@ -35,8 +36,37 @@ quiet_pip() {
   printf '%s\n' "$out" | grep -v "^WARNING: Location '.*' is ignored" | grep -v '^$' >&2 || true
   return "$rc"
 }
+# The long installs show progress as it happens: pip's own lines per package (what it
+# collects and downloads, with sizes), its warnings and errors, nothing else.
+progress_pip() {
+  "$@" 2>&1 | pip_lines
+}
+pip_lines() {   # a line per package collected or downloaded (with its size), the rest kept short
+  local line words
+  while IFS= read -r line; do
+    case "$line" in
+      ''|'Looking in '*|'Ignoring '*|'Requirement already satisfied'*|\
+      "WARNING: Location '"*"' is ignored"*|*'Using cached'*|*'Obtaining'*) ;;
+      'Collecting '*) log "pip: ${line%% (from *}" ;;
+      'Installing collected packages: '*)
+        read -ra words <<< "${line#*: }"; log "pip: installing ${#words[@]} packages" ;;
+      'Successfully installed '*)
+        read -ra words <<< "${line#Successfully installed }"
+        log "pip: installed ${#words[@]} packages" ;;
+      *) printf '[setup] pip: %s\n' "$line" >&2 ;;
+    esac
+  done
+}
+build_progress() {   # make's "[ 42%] ..." lines -> a line per 10 %
+  local line p next=0
+  while IFS= read -r line; do
+    if [[ $line =~ ^\[\ *([0-9]+)%\] ]]; then
+      p=${BASH_REMATCH[1]}
+      if (( p >= next )); then log "vision_msgs: $p % built"; next=$(( p - p % 10 + 10 )); fi
+    fi
+  done
+}
 
-start=$(date +%s)
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   "$PYTHON" -m venv "$VENV"
@@ -50,7 +80,9 @@ SITE="$VENV/lib/python$PYVER/site-packages"
 req_sha="$(sha "$REQUIREMENTS")"
 if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$req_sha" ]; then
   log "installing $REQUIREMENTS into $VENV (Python $PYVER; ROS 2 wheels, onnxruntime, opencv, ...)"
-  quiet_pip "$VPY" -m pip install "${PIP_QUIET[@]}" -r "$REQUIREMENTS"
+  progress_pip "$VPY" -m pip install --disable-pip-version-check --progress-bar off \
+    -r "$REQUIREMENTS"
+  log "requirements installed"
   echo "$req_sha" > "$STAMPS/requirements"
 fi
 # The wheels' own .pth sets LD_LIBRARY_PATH; ours points the ament index at the venv
@@ -75,7 +107,10 @@ if [ "$(cat "$STAMPS/vision_msgs" 2>/dev/null)" != "$vm_sha" ] || \
       -DBUILD_TESTING=OFF \
       -DCMAKE_PROJECT_INCLUDE="$ROOT/standalone/cmake/strip_missing_include_dirs.cmake" \
       > configure.log 2>&1 || { tail -40 configure.log >&2; exit 1; }
-    make -j"$(nproc)" install > build.log 2>&1 || { tail -40 build.log >&2; exit 1; }
+    # the build's percentage every 10 %, with the time so far (minutes on a slow CPU)
+    if ! make -j"$(nproc)" install 2>&1 | tee build.log | build_progress; then
+      tail -40 build.log >&2; exit 1
+    fi
   )
   "$VPY" -c 'from vision_msgs.msg import Classification, Detection2DArray, LabelInfo, VisionInfo'
   echo "$vm_sha" > "$STAMPS/vision_msgs"
@@ -131,4 +166,4 @@ PY
 # 5. default model
 "$VPY" -m edge_classifier.tools.models prepare efficientnet_lite0 --quiet
 
-log "ready in $(( $(date +%s) - start )) s: $VENV ($(du -sh "$VENV" 2>/dev/null | cut -f1))"
+log "ready: $VENV ($(du -sh "$VENV" 2>/dev/null | cut -f1))"
