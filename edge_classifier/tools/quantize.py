@@ -78,6 +78,7 @@ def quantize(clf, paths, out, show_progress=True, reduce_range=True):
             return None
 
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + '.partial')
     try:
         quantize_static(str(backend.model_path), str(tmp), Reader(),
