@@ -1,5 +1,6 @@
 """One error family: every command line ends a user error with its message and exit code 2,
 never a traceback."""
+import os
 import signal
 import subprocess
 import sys
@@ -114,3 +115,19 @@ def test_a_typo_in_a_command_line_option_fails_naming_the_closest(module, args, 
                           text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert f'{typo}: did you mean {option}?' in done.stderr, done.stderr
+
+
+def _console_scripts():
+    from importlib.metadata import distribution
+    return sorted(ep.name for ep in distribution('edge_classifier').entry_points
+                  if ep.group == 'console_scripts')
+
+
+@pytest.mark.parametrize('name', _console_scripts())
+def test_every_executable_answers_help_and_starts_nothing(name):
+    """Console scripts and `ros2 run` targets alike (the same entry points)."""
+    exe = os.path.join(os.path.dirname(sys.executable), name)
+    done = subprocess.run([exe, '--help'], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.lstrip().lower().startswith('usage:'), done.stdout[:300]
+    assert 'Traceback' not in done.stderr and '[INFO]' not in done.stderr
