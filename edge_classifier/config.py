@@ -22,12 +22,8 @@ from typing import List
 import yaml
 
 from . import resources
-from .errors import EdgeClassifierError
+from .errors import ConfigError
 from .params import BY_NAME, MODEL_KEYS
-
-
-class ConfigError(EdgeClassifierError, ValueError):
-    """A model config (file or parameters) is missing, malformed or invalid."""
 
 
 def _default(key):

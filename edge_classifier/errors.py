@@ -2,8 +2,10 @@
 
 Every error this package raises for a user to read (a bad config, a missing model or
 labels file, an unusable frame, a failed export, a bad launch argument) is an
-EdgeClassifierError: its message names the file, key or argument and the fix. Commands
-print that message and exit with code 2, never a traceback.
+EdgeClassifierError, and every one of its kinds is defined here: its message names the
+file, key or argument and the fix, and it travels with its own type (never re-wrapped
+into another's message). Commands print that message and exit with code 2, never a
+traceback.
 """
 import argparse
 import difflib
@@ -17,6 +19,84 @@ EXIT_USAGE = 2  # what argparse uses for a bad command line, and what a bad conf
 
 class EdgeClassifierError(Exception):
     """Base of the package's errors: the message is what the user reads, fix included."""
+
+
+# ---- the package's errors, by where they arise ----------------------------------------
+
+# config.py
+class ConfigError(EdgeClassifierError, ValueError):
+    """A model config (file or parameters) is missing, malformed or invalid."""
+
+
+# frames.py
+class FrameError(EdgeClassifierError, ValueError):
+    """A frame that cannot be used: unsupported encoding, or fields that disagree."""
+
+
+# postprocess.py
+class LabelsError(EdgeClassifierError, ValueError):
+    """The labels file is missing or does not match the model's classes."""
+
+
+# postprocess.py
+class ScoresError(EdgeClassifierError, ValueError):
+    """The model's output cannot be turned into results (NaN or infinite scores)."""
+
+
+# backends/base.py
+class BackendError(EdgeClassifierError, RuntimeError):
+    """A backend cannot be used: runtime not installed, model file missing or unusable."""
+
+
+# wiring/parameters.py
+class StartupError(EdgeClassifierError):
+    """A parameter, config, model or labels file the node cannot start with."""
+
+
+# launch_args.py
+class LaunchArgumentError(EdgeClassifierError):
+    """A launch argument with a value the launch file cannot use."""
+
+
+# launch_args.py
+class ClassifierFailed(EdgeClassifierError):
+    """The classifier exited with an error. Raised inside the launch, so that `ros2 launch`
+    ends with a non-zero exit code (launch returns 1 when an action raises)."""
+
+
+# web_view.py
+class WebViewError(EdgeClassifierError):
+    """A parameter or a port the web view cannot start with."""
+
+
+# tools/sample_camera.py
+class CameraError(EdgeClassifierError):
+    """A source or parameter the sample camera cannot start with."""
+
+
+# tools/bag.py
+class BagError(EdgeClassifierError):
+    """A bag, or a topic in it, that cannot be used: the message names the file and topic."""
+
+
+# tools/evaluate.py
+class DatasetError(EdgeClassifierError, ValueError):
+    """An evaluation image set that cannot be used (tools/evaluate)."""
+
+
+# tools/models.py
+class PrepareError(EdgeClassifierError, RuntimeError):
+    """A model file could not be prepared (tools/models)."""
+
+
+# tools/quantize.py
+class QuantizeError(EdgeClassifierError, RuntimeError):
+    """A model could not be quantized (tools/quantize)."""
+
+
+# tools/lite0_onnx.py
+class ExportError(EdgeClassifierError, RuntimeError):
+    """The default model could not be exported (tools/lite0_onnx)."""
 
 
 EXIT_INTERRUPTED = 130   # the shell's 128 + SIGINT

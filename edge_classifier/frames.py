@@ -11,12 +11,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .errors import EdgeClassifierError
+from .errors import FrameError
 from .params import DEFAULT_MAX_IMAGE_PIXELS
-
-
-class FrameError(EdgeClassifierError, ValueError):
-    """A frame that cannot be used: unsupported encoding, or fields that disagree."""
 
 
 # ROS encoding -> (kind, channels or bytes per pixel for packed formats)

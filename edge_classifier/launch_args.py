@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional
 
 from .encode import COMPRESSED, ENCODINGS
-from .errors import EdgeClassifierError
+from .errors import ClassifierFailed, LaunchArgumentError
 from .params import BY_NAME
 
 CAMERAS = ('none', 'sim')
@@ -62,15 +62,6 @@ ARGUMENTS = [_argument('model')] + [_argument(name) for name in NODE_ARGUMENTS[1
     ('camera_rate', '5.0', 'sample camera rate (Hz)'),
     ('camera_encoding', 'bgr8', 'sample camera encoding: ' + ', '.join(ENCODINGS)),
 ]
-
-
-class LaunchArgumentError(EdgeClassifierError):
-    """A launch argument with a value the launch file cannot use."""
-
-
-class ClassifierFailed(EdgeClassifierError):
-    """The classifier exited with an error. Raised inside the launch, so that `ros2 launch`
-    ends with a non-zero exit code (launch returns 1 when an action raises)."""
 
 
 @dataclass

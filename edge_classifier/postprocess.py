@@ -4,15 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgeClassifierError
-
-
-class LabelsError(EdgeClassifierError, ValueError):
-    """The labels file is missing or does not match the model's classes."""
-
-
-class ScoresError(EdgeClassifierError, ValueError):
-    """The model's output cannot be turned into results (NaN or infinite scores)."""
+from .errors import LabelsError, ScoresError
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from . import resources
-from .errors import EXIT_USAGE, EdgeClassifierError
+from .errors import EXIT_USAGE, EdgeClassifierError, StartupError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # what rclpy declares on every node (Humble: use_sim_time; Jazzy on: the type descriptions)
@@ -117,8 +117,8 @@ def refuse_unknown_parameters(node, ignore=()):
     for name in unknown:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         hints.append(name + (f' (did you mean {close[0]}?)' if close else ''))
-    raise EdgeClassifierError(f'unknown parameter(s) {", ".join(hints)}; this node takes: '
-                              f'{", ".join(known)}')
+    raise StartupError(f'unknown parameter(s) {", ".join(hints)}; this node takes: '
+                       f'{", ".join(known)}')
 
 
 def run_node(factory, label, args=None, large_frames=False, help_text=None):

@@ -30,7 +30,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 
-from .errors import EdgeClassifierError
+from .errors import WebViewError
 from .frames import image_msg_to_frame
 from .overlay import frame_to_bgr
 from .ros_main import refuse_unknown_parameters, run_node, usage
@@ -63,10 +63,6 @@ PARAMS = (  # name, default, description, integer range
                   'the loopback; empty = a random one, logged at startup. Set on the '
                   'loopback too, it is needed there as well.', None),
 )
-
-
-class WebViewError(EdgeClassifierError):
-    """A parameter or a port the web view cannot start with."""
 
 
 class WebView(Node):

@@ -56,3 +56,12 @@ def classifier(default_cfg):
     clf = Classifier(default_cfg.replace(backend='onnxruntime'))
     yield clf
     clf.close()
+
+
+@pytest.fixture(scope='module')
+def ros(request):
+    """The test process's own ROS node over real DDS (one per test module)."""
+    from ros_helpers import Harness
+    harness = Harness(request.module.__name__.rsplit('.', 1)[-1])
+    yield harness
+    harness.close()

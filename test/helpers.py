@@ -1,14 +1,19 @@
 """Test helpers: tiny real ONNX models, processes over DDS, waiting on a condition."""
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
 
-def wait_until(predicate, timeout=5.0):
-    """Poll `predicate` until it holds or `timeout` seconds pass; its last value."""
+def wait_for(predicate, timeout=20.0, interval=0.005):
+    """Poll `predicate` until it holds or `timeout` seconds pass (a bound, generous: a slow
+    or busy machine passes); its last value. The one wait helper of the tests."""
     deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.002)
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
     return predicate()
 
 
@@ -64,4 +69,17 @@ def write_params_file(cfg, path):
     """cfg as a model YAML in ROS 2 params-file form, as config/*.yaml are; returns path."""
     import yaml
     path.write_text(yaml.safe_dump({'/**': {'ros__parameters': cfg.to_dict()}}))
+    return path
+
+
+FAKE_BPU = str(Path(__file__).resolve().parent / 'fake_bpu')
+
+
+def compiled_model(path, onnx_path, cfg, **overrides):
+    """A fake .bin: the ONNX model with mean/scale 'compiled in', as the toolchain does."""
+    spec = {'onnx': str(onnx_path), 'mean': cfg.mean, 'scale': [1.0 / s for s in cfg.std],
+            'layout': 'NCHW', 'shape': [1, 3, cfg.input_height, cfg.input_width],
+            'tensor_type': 'NV12'}
+    spec.update(overrides)
+    Path(path).write_text(json.dumps(spec))
     return path

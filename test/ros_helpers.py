@@ -1,5 +1,6 @@
-"""Real rclpy over Fast DDS between processes: a harness for the test process and
-helpers to run the package's executables as separate processes."""
+"""Real rclpy over Fast DDS between processes: a harness for the test process, helpers to
+run the package's executables as separate processes, and what the DDS tests share (frames
+to send, a node on the fake BPU, a managed node, /diagnostics of a node)."""
 import os
 import signal
 import subprocess
@@ -9,10 +10,23 @@ import time
 import urllib.request
 from pathlib import Path
 
+import cv2
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from edge_classifier.encode import encode_raw
+from edge_classifier.wiring.diagnostics import node_of
+
+from conftest import CAT_CLASSES
+from helpers import FAKE_BPU, compiled_model, wait_for  # noqa: F401 (wait_for: shared)
 
 
 # HTTP to this machine's own servers (web_view, chromedriver), never through a proxy: urllib
@@ -110,15 +124,6 @@ def change_state(ros, node, transition_id, timeout=20.0):
     return response.success
 
 
-def wait_for(predicate, timeout=20.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 def ros_process(module, params=None, args=(), env=None, ros_args=(), process_group=None):
     """python -m module --ros-args -p k:=v ... as a separate process (own DDS participant).
 
@@ -159,3 +164,108 @@ def proc_status_kib(pid, field):
         if line.startswith(field + ':'):
             return int(line.split()[1])
     raise AssertionError(f'no {field} in /proc/{pid}/status')
+
+
+# ---- shared by the DDS tests -----------------------------------------------------------
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+EXPECTED = {'chelsea': CAT_CLASSES, 'coffee': {'967'}}
+
+
+def small(bgr):
+    h, w = bgr.shape[:2]
+    s = 240 / min(h, w)
+    return cv2.resize(bgr, (round(w * s) // 2 * 2, 240), interpolation=cv2.INTER_AREA)
+
+
+def good_image(sample_bgr, frame_id):
+    raw = encode_raw(small(sample_bgr['coffee']), 'bgr8')
+    msg = Image(height=raw.height, width=raw.width, encoding='bgr8', step=raw.step)
+    msg.data = raw.data
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def send_and_wait(ros, results, pub, msg, frame_id, stamp, timeout=20):
+    msg.header.frame_id = frame_id
+    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp, 123456789
+    assert wait_for(lambda: pub.get_subscription_count() > 0, timeout=timeout), \
+        f'node never subscribed to {pub.topic_name}'
+    match = []
+
+    def arrived():
+        match[:] = [m for m in results if m.header.frame_id == frame_id]
+        return bool(match)
+
+    for _ in range(3):  # a best-effort subscriber may miss one publication at startup
+        pub.publish(msg)
+        if wait_for(arrived, timeout=timeout / 3):
+            return match[0]
+    raise AssertionError(f'no Classification for {frame_id}')
+
+
+def check(result, photo, stamp):
+    assert result.header.stamp.sec == stamp and result.header.stamp.nanosec == 123456789
+    assert len(result.results) == 5
+    scores = [h.score for h in result.results]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+    assert result.results[0].class_id in EXPECTED[photo], (photo, result.results[0])
+
+
+def set_param(ros, name, value, node='/edge_classifier'):
+    msg = ParameterMsg(name=name)
+    if isinstance(value, float):
+        msg.value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+    elif isinstance(value, int):
+        msg.value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    else:
+        msg.value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    return ros.call(SetParameters, f'{node}/set_parameters',
+                    SetParameters.Request(parameters=[msg])).results[0]
+
+
+class Diagnostics:
+    """The newest /diagnostics status of a node: its values and level."""
+
+    def __init__(self, ros, name):
+        self.latest, self.level = {}, None
+        self.name = name
+        ros.node.create_subscription(DiagnosticArray, '/diagnostics', self._on, 10)
+
+    def _on(self, msg):
+        for status in msg.status:
+            if node_of(status.name) == self.name:
+                self.latest = {kv.key: kv.value for kv in status.values}
+                self.level = status.level
+
+    def value(self, key, default=0):
+        return type(default)(self.latest.get(key, default))
+
+
+def node_on_fake_bpu(cfg, tmp_path, prefix, module='edge_classifier.node', params=None,
+                     ros_args=(), **faults):
+    """classifier_node (1 worker) on the BPU backend, the fake hobot_dnn with faults
+    (fail_first, delay_ms, bad_outputs), reading <prefix>/image, publishing
+    <prefix>/classification; `params` add to or replace the node's parameters."""
+    bin_path = compiled_model(tmp_path / 'model.bin', cfg.resolve(cfg.onnx_path), cfg, **faults)
+    env = {'PYTHONPATH': os.pathsep.join(filter(None, [FAKE_BPU,
+                                                       os.environ.get('PYTHONPATH')]))}
+    return ros_process(module, {
+        'image_topics': [prefix + '/image'], 'output_topic': prefix + '/classification',
+        'backend': 'bpu', 'bpu_path': str(bin_path), 'workers': 1,
+        'diagnostics_period': 0.2, **(params or {})}, env=env, ros_args=ros_args)
+
+
+# ---- managed node ----------------------------------------------------------------------
+class Managed:
+    def __init__(self, ros, params, name):
+        self.ros, self.name = ros, name
+        self.proc = ros_process('edge_classifier.lifecycle_node', params,
+                                ros_args=('-r', f'__node:={name}'))
+
+    def state(self):
+        return get_state(self.ros, f'/{self.name}')
+
+    def change(self, transition_id):
+        return change_state(self.ros, f'/{self.name}', transition_id, timeout=10)

@@ -17,12 +17,16 @@ import pytest
 
 from edge_classifier.ros_main import node_command
 from edge_classifier.tools import testhosts
-from edge_classifier.tools.net_bench import Rig, network_profile, stop, wait_for
+from edge_classifier.tools.net_bench import Rig, network_profile, stop
+
+from helpers import wait_for
 
 WHY = testhosts.unavailable()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=WHY or '')
 
 TOKEN = 'across-hosts-token'
+
+
 WEB_PORT = 18080
 
 
@@ -153,6 +157,8 @@ import json, struct, sys, asyncio, urllib.request, urllib.error
 import numpy as np, cv2, tornado.httpclient, tornado.websocket
 base, token = sys.argv[1:3]
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def status(path, host=None):
     request = urllib.request.Request(base + path, headers={'Host': host} if host else {})
     try:

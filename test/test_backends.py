@@ -1,10 +1,8 @@
 """Backends: ONNX Runtime on real models; the BPU adapter against a fake hobot_dnn that
 follows the board's documented API."""
-import json
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +12,7 @@ from edge_classifier.backends.bpu import MODULES
 from edge_classifier.frames import Frame, read_image
 from edge_classifier.nv12 import Geometry, to_nv12
 
-from helpers import tiny_config, tiny_onnx
-
-FAKE_BPU = str(Path(__file__).resolve().parent / 'fake_bpu')
+from helpers import FAKE_BPU, compiled_model, tiny_config, tiny_onnx
 
 
 @pytest.fixture
@@ -27,16 +23,6 @@ def fake_hobot_dnn(monkeypatch):
     import hobot_dnn.pyeasy_dnn as dnn
     dnn.CALLS.clear()
     return dnn
-
-
-def compiled_model(path, onnx_path, cfg, **overrides):
-    """A fake .bin: the ONNX model with mean/scale 'compiled in', as the toolchain does."""
-    spec = {'onnx': str(onnx_path), 'mean': cfg.mean, 'scale': [1.0 / s for s in cfg.std],
-            'layout': 'NCHW', 'shape': [1, 3, cfg.input_height, cfg.input_width],
-            'tensor_type': 'NV12'}
-    spec.update(overrides)
-    Path(path).write_text(json.dumps(spec))
-    return path
 
 
 def test_onnxruntime_backend_on_the_default_model(default_cfg, samples):

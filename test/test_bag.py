@@ -19,16 +19,9 @@ from edge_classifier.frames import image_msg_to_frame
 from edge_classifier.tools import bag as bagtool
 
 from conftest import EXPECTED_TOP1
-from ros_helpers import Harness, ros_process, stop, wait_for
+from ros_helpers import ros_process, stop, wait_for
 
 STAMPS = 12
-
-
-@pytest.fixture(scope='module')
-def ros():
-    harness = Harness('bag_test')
-    yield harness
-    harness.close()
 
 
 def run(*argv):

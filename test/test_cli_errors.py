@@ -131,3 +131,17 @@ def test_every_executable_answers_help_and_starts_nothing(name):
     assert done.returncode == 0, done.stderr
     assert done.stdout.lstrip().lower().startswith('usage:'), done.stdout[:300]
     assert 'Traceback' not in done.stderr and '[INFO]' not in done.stderr
+
+
+def test_every_error_kind_is_defined_in_the_errors_module():
+    """One home for the error kinds (a new one goes to errors.py, not beside its raiser)."""
+    import pathlib
+    import re
+
+    import edge_classifier
+    root = pathlib.Path(edge_classifier.__file__).parent
+    elsewhere = [f'{path.relative_to(root)}: {m.group(0)}'
+                 for path in root.rglob('*.py') if path.name != 'errors.py'
+                 for m in re.finditer(r'^class \w+\(.*(Error|Failed)\b.*\):', path.read_text(),
+                                      re.M)]
+    assert not elsewhere, elsewhere

@@ -15,8 +15,7 @@ from edge_classifier.encode import encode_compressed
 from edge_classifier.frames import FrameError, compressed_size, compressed_to_frame
 from edge_classifier.nv12 import Geometry
 
-from ros_helpers import Harness, proc_status_kib, ros_process, stop, wait_for
-from test_robustness import Diagnostics
+from ros_helpers import Diagnostics, Harness, proc_status_kib, ros_process, stop, wait_for
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 

@@ -14,18 +14,11 @@ from vision_msgs.msg import Classification, LabelInfo, VisionInfo
 
 from edge_classifier.wiring.diagnostics import BOOKS, BOOKS_KEY
 
-from ros_helpers import Harness, change_state, ros_process, stop, wait_for
-from test_robustness import RELIABLE, good_image, node_on_fake_bpu
+from ros_helpers import (RELIABLE, change_state, good_image, node_on_fake_bpu, ros_process, stop,
+                         wait_for)
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-@pytest.fixture(scope='module')
-def ros():
-    harness = Harness('core_promises_test')
-    yield harness
-    harness.close()
 
 
 def is_node(status, name):

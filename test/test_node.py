@@ -3,31 +3,19 @@ label info for late subscribers, diagnostics, bad frames, parameters, signals.""
 import signal
 import time
 
-import cv2
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Classification, LabelInfo, VisionInfo
 
 from edge_classifier.encode import RAW_ENCODINGS, encode_compressed, encode_raw
 
-from conftest import CAT_CLASSES
-from ros_helpers import Harness, ros_process, stop, wait_for
+from ros_helpers import (EXPECTED, check, ros_process, send_and_wait, set_param, small, stop,
+                         wait_for)
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-EXPECTED = {'chelsea': CAT_CLASSES, 'coffee': {'967'}}
-
-
-@pytest.fixture(scope='module')
-def ros():
-    harness = Harness('node_test')
-    yield harness
-    harness.close()
 
 
 @pytest.fixture(scope='module')
@@ -41,38 +29,6 @@ def node(ros, default_cfg):
     code, _, err, seconds = stop(proc)
     assert code == 0, err
     assert 'Traceback' not in err
-
-
-def small(bgr):
-    h, w = bgr.shape[:2]
-    s = 240 / min(h, w)
-    return cv2.resize(bgr, (round(w * s) // 2 * 2, 240), interpolation=cv2.INTER_AREA)
-
-
-def send_and_wait(ros, results, pub, msg, frame_id, stamp, timeout=20):
-    msg.header.frame_id = frame_id
-    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp, 123456789
-    assert wait_for(lambda: pub.get_subscription_count() > 0, timeout=timeout), \
-        f'node never subscribed to {pub.topic_name}'
-    match = []
-
-    def arrived():
-        match[:] = [m for m in results if m.header.frame_id == frame_id]
-        return bool(match)
-
-    for _ in range(3):  # a best-effort subscriber may miss one publication at startup
-        pub.publish(msg)
-        if wait_for(arrived, timeout=timeout / 3):
-            return match[0]
-    raise AssertionError(f'no Classification for {frame_id}')
-
-
-def check(result, photo, stamp):
-    assert result.header.stamp.sec == stamp and result.header.stamp.nanosec == 123456789
-    assert len(result.results) == 5
-    scores = [h.score for h in result.results]
-    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
-    assert result.results[0].class_id in EXPECTED[photo], (photo, result.results[0])
 
 
 @pytest.mark.parametrize('encoding', RAW_ENCODINGS)
@@ -159,37 +115,26 @@ def test_malformed_frame_is_dropped_counted_and_node_goes_on(ros, node, sample_b
     check(send_and_wait(ros, results, pub, good, 'after-bad', 500), 'coffee', 500)
 
 
-def _set(ros, name, value, node='/edge_classifier'):
-    msg = ParameterMsg(name=name)
-    if isinstance(value, float):
-        msg.value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-    elif isinstance(value, int):
-        msg.value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-    else:
-        msg.value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-    return ros.call(SetParameters, f'{node}/set_parameters',
-                    SetParameters.Request(parameters=[msg])).results[0]
-
-
 def test_top_k_changes_at_run_time_and_reload_parameters_are_rejected(ros, node, sample_bgr):
     _, results = node
-    assert _set(ros, 'top_k', 2).successful
+    assert set_param(ros, 'top_k', 2).successful
     pub = ros.node.create_publisher(Image, '/cam/image', 10)
     raw = encode_raw(small(sample_bgr['coffee']), 'bgr8')
     msg = Image(height=raw.height, width=raw.width, encoding='bgr8', step=raw.step)
     msg.data = raw.data
     assert len(send_and_wait(ros, results, pub, msg, 'topk2', 600).results) == 2
-    assert _set(ros, 'score_threshold', 0.5).successful
+    assert set_param(ros, 'score_threshold', 0.5).successful
     thresholded = send_and_wait(ros, results, pub, msg, 'threshold', 601).results
     assert [h.class_id for h in thresholded] == ['967']  # espresso 0.95; the rest < 0.5
     # startup-only parameters are read-only (their descriptions say: restart the node)
     for name, value in (('workers', 4), ('backend', 'bpu'), ('diagnostics_period', 0.5),
                         ('model', 'mobilenetv3')):
-        refused = _set(ros, name, value)
+        refused = set_param(ros, name, value)
         assert not refused.successful and 'read-only' in refused.reason, name
-    assert not _set(ros, 'top_k', 0).successful
-    assert not _set(ros, 'score_threshold', 1.5).successful
-    assert _set(ros, 'top_k', 5).successful and _set(ros, 'score_threshold', 0.0).successful
+    assert not set_param(ros, 'top_k', 0).successful
+    assert not set_param(ros, 'score_threshold', 1.5).successful
+    assert set_param(ros, 'top_k', 5).successful
+    assert set_param(ros, 'score_threshold', 0.0).successful
 
 
 def test_large_frames_from_the_sample_camera_reach_the_default_qos(ros, default_cfg):

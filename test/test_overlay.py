@@ -12,7 +12,7 @@ from edge_classifier.overlay import (BOX_COLOURS, OverlayWorker, banner_size, dr
                                      frame_to_bgr)
 from edge_classifier.postprocess import Hypothesis
 
-from helpers import Log, wait_until
+from helpers import Log, wait_for
 
 HYPS = [Hypothesis('967', 'espresso', 0.955), Hypothesis('968', 'cup', 0.014)]
 
@@ -113,7 +113,7 @@ def test_the_worker_draws_at_its_width_and_counts(sample_bgr):
         assert meta == 'meta-1' and out.shape == (120, 160, 3)
         assert not np.shares_memory(out, bgr)
         assert worker.alive()
-        assert wait_until(lambda: worker.drawn == 1) and worker.dropped == 0
+        assert wait_for(lambda: worker.drawn == 1) and worker.dropped == 0
     finally:
         assert worker.stop()
     assert not worker.alive()
@@ -126,14 +126,14 @@ def test_a_newer_result_replaces_the_waiting_one_and_sources_take_turns(sample_b
     worker = OverlayWorker('m')
     try:
         worker.submit('a', _bgr_frame(bgr), HYPS, 'a0', sink)   # taken, blocks in publish
-        assert wait_until(lambda: not worker._jobs)
+        assert wait_for(lambda: not worker._jobs)
         worker.submit('a', _bgr_frame(bgr), HYPS, 'a1', sink)
         worker.submit('b', _bgr_frame(bgr), HYPS, 'b1', sink)
         worker.submit('a', _bgr_frame(bgr), HYPS, 'a2', sink)   # replaces a1, keeps a's turn
         gate.set()
         assert sink.wait(3)
         assert [meta for _, meta in sink.got] == ['a0', 'a2', 'b1']
-        assert worker.dropped == 1 and wait_until(lambda: worker.drawn == 3)
+        assert worker.dropped == 1 and wait_for(lambda: worker.drawn == 3)
     finally:
         worker.stop()
 
@@ -144,18 +144,18 @@ def test_a_refused_publish_counts_dropped_and_discard_counts_the_waiting(sample_
     worker = OverlayWorker('m')
     try:
         worker.submit('a', _bgr_frame(bgr), HYPS, 1, refused)
-        assert refused.wait(1) and wait_until(lambda: worker.dropped == 1)
+        assert refused.wait(1) and wait_for(lambda: worker.dropped == 1)
         assert worker.drawn == 0
         gate = threading.Event()
         blocked = Sink(block=gate)
         worker.submit('a', _bgr_frame(bgr), HYPS, 2, blocked)
-        assert wait_until(lambda: not worker._jobs)
+        assert wait_for(lambda: not worker._jobs)
         worker.submit('b', _bgr_frame(bgr), HYPS, 3, blocked)
         worker.submit('c', _bgr_frame(bgr), HYPS, 4, blocked)
         worker.discard()
         assert worker.dropped == 3
         gate.set()
-        assert blocked.wait(1) and wait_until(lambda: worker.drawn == 1)
+        assert blocked.wait(1) and wait_for(lambda: worker.drawn == 1)
     finally:
         worker.stop()
 
@@ -171,7 +171,7 @@ def test_a_failure_is_logged_and_the_thread_goes_on(sample_bgr):
     try:
         worker.submit('a', _bgr_frame(bgr), HYPS, 1, broken)
         worker.submit('b', Frame('bgr', None), HYPS, 2, sink)  # cannot be drawn
-        assert wait_until(lambda: len(log.errors) == 2)
+        assert wait_for(lambda: len(log.errors) == 2)
         assert log.errors[0].startswith('overlay failed:\nTraceback')
         assert 'RuntimeError: publisher gone' in log.errors[0]
         worker.submit('a', _bgr_frame(bgr), HYPS, 3, sink)
@@ -193,11 +193,11 @@ def test_stop_forgets_the_waiting_results_and_reports_a_stuck_thread(sample_bgr)
     sink = Sink(block=gate)
     worker = OverlayWorker('m')
     worker.submit('a', _bgr_frame(bgr), HYPS, 1, sink)
-    assert wait_until(lambda: not worker._jobs)
+    assert wait_for(lambda: not worker._jobs)
     worker.submit('b', _bgr_frame(bgr), HYPS, 2, sink)
     assert worker.stop(timeout=0.2) is False      # stuck in publish
     gate.set()
-    assert wait_until(lambda: not worker.alive())
+    assert wait_for(lambda: not worker.alive())
     assert [meta for _, meta in sink.got] == [1]  # b was forgotten, not drawn
     assert worker._thread.name == 'edge_classifier-overlay' and worker._thread.daemon
 
@@ -265,7 +265,7 @@ def test_the_overlay_worker_draws_the_boxes_it_is_given():
     try:
         worker.submit('cam', _bgr_frame(bgr), [], 'm', lambda image, meta: got.append(image),
                       boxes=[((200, 100, 60, 60), HYPS[1])])
-        assert wait_until(lambda: got)
+        assert wait_for(lambda: got)
     finally:
         worker.stop()
     assert tuple(got[0][130, 200]) == BOX_COLOURS[0]

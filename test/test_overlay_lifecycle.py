@@ -15,19 +15,10 @@ from edge_classifier.overlay import draw, frame_to_bgr
 from edge_classifier.postprocess import Hypothesis
 from edge_classifier.wiring.diagnostics import node_of
 
-from ros_helpers import Harness, change_state, get_state, ros_process, stop, wait_for
-from test_node import small
-from test_robustness import good_image
+from ros_helpers import Managed, good_image, ros_process, small, stop, wait_for
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-@pytest.fixture(scope='module')
-def ros():
-    harness = Harness('overlay_lifecycle_test')
-    yield harness
-    harness.close()
 
 
 # ---- overlay, ROS-free -----------------------------------------------------------------
@@ -138,20 +129,6 @@ def test_overlay_only_while_watched_with_the_source_header(ros, sample_bgr):
             ros.node.destroy_publisher(p)
         code, _, err, _ = stop(node)
     assert code == 0, err
-
-
-# ---- managed node ----------------------------------------------------------------------
-class Managed:
-    def __init__(self, ros, params, name):
-        self.ros, self.name = ros, name
-        self.proc = ros_process('edge_classifier.lifecycle_node', params,
-                                ros_args=('-r', f'__node:={name}'))
-
-    def state(self):
-        return get_state(self.ros, f'/{self.name}')
-
-    def change(self, transition_id):
-        return change_state(self.ros, f'/{self.name}', transition_id, timeout=10)
 
 
 def test_managed_node_configure_activate_deactivate_activate(ros, sample_bgr):

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
 COLCON = Path(sys.executable).with_name('colcon')
 
 

@@ -11,6 +11,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 SOURCES = sorted(ROOT.glob('edge_classifier/**/*.py')) + sorted(ROOT.glob('launch/*.py'))
 
 # import name -> rosdep key (ROS packages: their own name; Python: rosdistro's python.yaml)

@@ -15,18 +15,10 @@ from edge_classifier.params import BY_NAME, NODE_PARAMS
 from edge_classifier.wiring.parameters import MANAGED, READ_ONLY
 
 from helpers import write_params_file
-from ros_helpers import Harness, ros_process, stop, wait_for
-from test_overlay_lifecycle import Managed
+from ros_helpers import Managed, ros_process, stop, wait_for
 
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / 'config'   # the files this repository ships
-
-
-@pytest.fixture(scope='module')
-def ros():
-    harness = Harness('parameters_dds_test')
-    yield harness
-    harness.close()
 
 
 def _value(value):

@@ -12,7 +12,7 @@ from edge_classifier.pool import WorkerPool
 from edge_classifier.postprocess import top_k
 
 from conftest import EXPECTED_TOP1
-from helpers import tiny_config, wait_until
+from helpers import tiny_config, wait_for
 
 
 def float_rgb_top1(clf, bgr):
@@ -114,11 +114,11 @@ def test_latest_frame_slot_replaces_unprocessed_frames_and_counts_drops(tmp_path
     img = np.zeros((32, 32, 3), np.uint8)
     with WorkerPool(clf, 1, out.on_result, out.on_error, warmup=False) as pool:
         pool.submit('cam', lambda: Frame('bgr', img), 0)  # taken by the worker, blocks
-        assert wait_until(lambda: pool.pending() == 0)
+        assert wait_for(lambda: pool.pending() == 0)
         for i in range(1, 11):  # 10 more while the worker is busy: only the last survives
             pool.submit('cam', lambda: Frame('bgr', img), i)
         # (converted ahead by then, or still raw: one frame waits either way)
-        assert wait_until(lambda: pool.pending() == 1)
+        assert wait_for(lambda: pool.pending() == 1)
         gate.set()
         assert out.wait(2)
         stats = pool.stats()
@@ -151,14 +151,14 @@ def test_one_worker_converts_the_next_frame_while_inferring(tmp_path):
         pool.submit('cam', make(0), 0)
         assert entered.acquire(timeout=5)          # frame 0 is being inferred
         pool.submit('cam', make(1), 1)
-        assert wait_until(lambda: pool.converted_ahead == 1)
+        assert wait_for(lambda: pool.converted_ahead == 1)
         pool.submit('cam', make(2), 2)             # replaces converted frame 1: a drop
-        assert wait_until(lambda: pool.converted_ahead == 2)
+        assert wait_for(lambda: pool.converted_ahead == 2)
         gate.release()                             # 0 done; 2 is taken already converted
         assert entered.acquire(timeout=5)
         for i in range(3, 30):                     # a flood while 2 is inferred
             pool.submit('cam', make(i), i)
-        assert wait_until(lambda: pool.pending() == 1)
+        assert wait_for(lambda: pool.pending() == 1)
         gate.release()
         assert entered.acquire(timeout=5)
         gate.release()
@@ -214,7 +214,7 @@ def test_at_a_camera_pace_the_last_idle_worker_takes_every_frame(tmp_path):
         out.on_result(result)
 
     with WorkerPool(clf, 3, on_result, out.on_error) as pool:
-        assert wait_until(lambda: pool.idle_workers == 3)  # all warmed up
+        assert wait_for(lambda: pool.idle_workers == 3)  # all warmed up
         for i in range(12):
             pool.submit('cam', lambda: Frame('bgr', img), i)
             assert out.wait(i + 1)

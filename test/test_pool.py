@@ -15,7 +15,7 @@ from edge_classifier.overlay import OverlayWorker
 from edge_classifier.pipeline import Classifier
 from edge_classifier.pool import OUTCOMES, WorkerPool
 
-from helpers import Log, tiny_config, wait_until
+from helpers import Log, tiny_config, wait_for
 
 IMG = np.zeros((48, 64, 3), np.uint8)
 
@@ -143,11 +143,11 @@ def test_a_frame_converted_late_is_dropped_not_published_after_a_newer_one(clf):
         pool.submit('cam', slow_decode, 'F1')
         assert decoding.wait(5)                         # the converter decodes F1
         infer_gate.set()                                # F0 done: the worker goes idle
-        assert wait_until(lambda: pool.idle_workers == 1)
+        assert wait_for(lambda: pool.idle_workers == 1)
         pool.submit('cam', lambda: Frame('bgr', IMG), 'F2')
-        assert wait_until(lambda: order == ['F0', 'F2'])
+        assert wait_for(lambda: order == ['F0', 'F2'])
         decode_gate.set()                               # F1 converted, too late
-        assert wait_until(lambda: pool.stats()['in_flight'] == 0)
+        assert wait_for(lambda: pool.stats()['in_flight'] == 0)
         time.sleep(0.05)
     finally:
         infer_gate.set()
@@ -179,17 +179,17 @@ def test_with_several_workers_a_result_that_finishes_first_waits_for_the_older_o
     order = []
     pool = WorkerPool(clf, 2, lambda r: order.append(r.meta), warmup=False).start()
     try:
-        assert wait_until(lambda: pool.idle_workers == 2)
+        assert wait_for(lambda: pool.idle_workers == 2)
         pool.submit('cam', lambda: Frame('gray', np.full((32, 32), 1, np.uint8)), 'F1')
         assert started.acquire(timeout=5)
         pool.submit('cam', lambda: Frame('gray', np.full((32, 32), 200, np.uint8)), 'F2')
         assert f2_done.wait(5)
-        assert wait_until(lambda: pool.idle_workers == 1)   # F2's worker did not wait
+        assert wait_for(lambda: pool.idle_workers == 1)   # F2's worker did not wait
         time.sleep(0.05)
         assert order == [] and pool.stats()['in_flight'] == 2
         slow.set()
-        assert wait_until(lambda: order == ['F1', 'F2'])
-        assert wait_until(lambda: pool.stats()['in_flight'] == 0)
+        assert wait_for(lambda: order == ['F1', 'F2'])
+        assert wait_for(lambda: pool.stats()['in_flight'] == 0)
     finally:
         slow.set()
         pool.stop()
@@ -211,15 +211,15 @@ def test_a_result_behind_a_failed_frame_is_published(clf):
     order = []
     pool = WorkerPool(clf, 2, lambda r: order.append(r.meta), warmup=False).start()
     try:
-        assert wait_until(lambda: pool.idle_workers == 2)
+        assert wait_for(lambda: pool.idle_workers == 2)
         pool.submit('cam', lambda: Frame('gray', np.full((32, 32), 1, np.uint8)), 'F1')
-        assert wait_until(lambda: pool.idle_workers == 1)
+        assert wait_for(lambda: pool.idle_workers == 1)
         pool.submit('cam', lambda: Frame('gray', np.full((32, 32), 200, np.uint8)), 'F2')
-        assert wait_until(lambda: pool.idle_workers == 1 and pool.pending() == 0)
+        assert wait_for(lambda: pool.idle_workers == 1 and pool.pending() == 0)
         time.sleep(0.05)
         assert order == []
         gate.set()
-        assert wait_until(lambda: order == ['F2'])
+        assert wait_for(lambda: order == ['F2'])
     finally:
         gate.set()
         pool.stop()
@@ -260,10 +260,10 @@ def test_a_failure_anywhere_in_a_worker_is_logged_counted_and_the_worker_goes_on
         pool._take = take
     pool.start()
     try:
-        assert wait_until(lambda: pool.idle_workers == 2)
+        assert wait_for(lambda: pool.idle_workers == 2)
         for i in range(4):
             pool.submit(f'cam{i}', lambda: Frame('bgr', IMG), i)
-            assert wait_until(lambda: pool.stats()['in_flight'] == 0)
+            assert wait_for(lambda: pool.stats()['in_flight'] == 0)
         stats = pool.stats()
     finally:
         pool.stop()
@@ -295,7 +295,7 @@ def test_stop_drops_what_waits_and_keeps_the_books(clf):
     for i in range(1, 4):
         pool.submit('a', lambda: Frame('bgr', IMG), i)
         pool.submit('b', lambda: Frame('bgr', IMG), i)
-    assert wait_until(lambda: pool.pending() >= 2)
+    assert wait_for(lambda: pool.pending() >= 2)
     threading.Timer(0.1, gate.set).start()
     assert pool.stop(timeout=3)
     stats = pool.stats()
@@ -323,7 +323,7 @@ def test_stop_says_when_a_worker_is_stuck_in_the_backend(clf):
     stats = pool.stats()
     assert stats['in_flight'] == 1 and balanced(stats)
     gate.set()
-    assert wait_until(lambda: pool.stats()['in_flight'] == 0)
+    assert wait_for(lambda: pool.stats()['in_flight'] == 0)
     assert balanced(pool.stats())
 
 
@@ -393,22 +393,22 @@ def test_overlay_worker_slots_per_source_discard_and_a_failure_does_not_end_it()
 
     try:
         worker.submit('a', Frame('bgr', IMG), [], 'boom', publish)
-        assert wait_until(lambda: log.errors)
+        assert wait_for(lambda: log.errors)
         worker.submit('a', Frame('bgr', IMG), [], 'a1', publish)   # being drawn, held
-        assert wait_until(lambda: not worker._jobs)
+        assert wait_for(lambda: not worker._jobs)
         worker.submit('a', Frame('bgr', IMG), [], 'a2', publish)
         worker.submit('b', Frame('bgr', IMG), [], 'b1', publish)
         worker.submit('a', Frame('bgr', IMG), [], 'a3', publish)   # replaces a2, keeps a's place
         hold.set()
-        assert wait_until(lambda: len(published) == 3)
+        assert wait_for(lambda: len(published) == 3)
         assert published == ['a1', 'a3', 'b1'] and worker.dropped == 1 and worker.alive()
         hold.clear()
         worker.submit('a', Frame('bgr', IMG), [], 'a4', publish)   # being drawn
-        assert wait_until(lambda: not worker._jobs)
+        assert wait_for(lambda: not worker._jobs)
         worker.submit('b', Frame('bgr', IMG), [], 'b2', publish)
         worker.discard()
         hold.set()
-        assert wait_until(lambda: len(published) == 4)
+        assert wait_for(lambda: len(published) == 4)
         time.sleep(0.05)
         assert published[-1] == 'a4' and worker.dropped == 2
         assert 'Traceback' in log.errors[0] and 'publish failed' in log.errors[0]

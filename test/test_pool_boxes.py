@@ -12,9 +12,11 @@ from edge_classifier.frames import Frame
 from edge_classifier.pipeline import Classifier
 from edge_classifier.pool import OUTCOMES, WorkerPool
 
-from helpers import Log, tiny_config, wait_until
+from helpers import Log, tiny_config, wait_for
 
 IMG = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)
+
+
 BOXES = np.array([(40, 30, 60, 50), (120, 90, 40, 40), (np.nan, 1, 1, 1), (80, 60, 2, 2)])
 
 
@@ -33,7 +35,7 @@ def test_each_box_gets_its_own_top_k_and_skipped_boxes_stay_empty(clf):
     results = []
     with WorkerPool(clf, 2, results.append, warmup=False) as pool:
         pool.submit('cam', frame, 'header', boxes=lambda: BOXES)
-        assert wait_until(lambda: results)
+        assert wait_for(lambda: results)
         stats = pool.stats()
     result = results[0]
     assert result.hypotheses == [] and len(result.boxes) == 4
@@ -53,9 +55,9 @@ def test_boxes_that_cannot_be_read_make_the_frame_malformed_not_the_thread_die(c
     with WorkerPool(clf, 1, results.append, on_error=lambda *e: errors.append(e),
                     logger=log, warmup=False) as pool:
         pool.submit('cam', frame, 1, boxes=broken)
-        assert wait_until(lambda: errors)
+        assert wait_for(lambda: errors)
         pool.submit('cam', frame, 2, boxes=lambda: BOXES)
-        assert wait_until(lambda: results)
+        assert wait_for(lambda: results)
         stats = pool.stats()
     assert errors[0][:2] == ('cam', 'malformed') and 'boxes must be' in str(errors[0][2])
     assert stats['malformed'] == 1 and stats['classified'] == 1 and stats['live_workers'] == 1
@@ -126,10 +128,10 @@ def test_the_boxes_of_one_frame_fan_out_to_idle_workers(clf):
     boxes = np.array([(10 + 20 * i, 60, 16, 16 + 4 * i) for i in range(8)], float)
     results = []
     with WorkerPool(clf, 4, results.append, warmup=False) as pool:
-        assert wait_until(lambda: pool.idle_workers == 4)
+        assert wait_for(lambda: pool.idle_workers == 4)
         clf.backend.infer = slow
         pool.submit('cam', frame, 1, boxes=lambda: boxes)
-        assert wait_until(lambda: results, timeout=10)
+        assert wait_for(lambda: results, timeout=10)
     clf.backend.infer = real_infer
     assert len(set(threads)) >= 2, threads
     assert len(threads) == 8
@@ -157,9 +159,9 @@ def test_a_failing_box_fails_its_frame_counted_and_nothing_hangs(clf):
     with WorkerPool(clf, 3, results.append, on_error=lambda *e: errors.append(e),
                     warmup=False) as pool:
         pool.submit('cam', frame, 1, boxes=lambda: boxes)
-        assert wait_until(lambda: errors, timeout=10)
+        assert wait_for(lambda: errors, timeout=10)
         pool.submit('cam', frame, 2, boxes=lambda: boxes)
-        assert wait_until(lambda: results, timeout=10)
+        assert wait_for(lambda: results, timeout=10)
         stats = pool.stats()
     assert errors[0][1] == 'error' and 'BPU timeout' in str(errors[0][2])
     assert stats['errors'] == 1 and stats['classified'] == 1 and stats['in_flight'] == 0
@@ -177,7 +179,7 @@ def test_stop_during_a_fan_out_settles_the_frame(clf):
     boxes = np.array([(40, 60, 30, 30)] * 40, float)
     pool = WorkerPool(clf, 3, warmup=False).start()
     pool.submit('cam', frame, 1, boxes=lambda: boxes)
-    assert wait_until(lambda: pool.pending() == 0)
+    assert wait_for(lambda: pool.pending() == 0)
     assert pool.stop(timeout=5.0)
     stats = pool.stats()
     assert stats['in_flight'] == 0 and stats['received'] == 1

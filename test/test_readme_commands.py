@@ -29,8 +29,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
 README = ROOT / 'README.md'
 NEEDS = ('# on a ROS 2 install', '# on the board', '# as root', '# opt-in')
+
+
 RUNS_UNTIL_STOPPED = re.compile(r'(^|/)(classifier_node|classifier_lifecycle_node|'
                                 r'sample_camera|web_view|classification_echo)\b|'
                                 r'^make demo-web\b')

@@ -15,6 +15,8 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 TARGETS = {
     'requirements.txt': ('3.10', '3.11', '3.12'),
     'requirements-jazzy.txt': ('3.11',),

@@ -1,24 +1,18 @@
 """Robustness of classifier_node as a process over real DDS: a bad-input corpus, a flood of
 1080p frames, faults (files, parameters, a failing backend, a camera that goes away),
 each bounded in count and time."""
-import os
 import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from diagnostic_msgs.msg import DiagnosticStatus
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Classification
 
-from edge_classifier.encode import encode_compressed, encode_raw
-from edge_classifier.wiring.diagnostics import node_of
+from edge_classifier.encode import encode_compressed
 
-from ros_helpers import Harness, proc_status_kib, ros_process, stop, wait_for
-from test_backends import FAKE_BPU, compiled_model
-from test_node import small
-
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+from ros_helpers import (Diagnostics, RELIABLE, good_image, node_on_fake_bpu, proc_status_kib,
+                         ros_process, stop, wait_for)
 
 # (category, Image fields): each must be dropped, counted and logged, never crash the node
 BAD_IMAGES = [
@@ -47,37 +41,6 @@ def bad_compressed(sample_bgr):
             ('truncated jpeg', 'jpeg', jpeg[:len(jpeg) // 2]),
             ('unknown format', 'tiff', b'II*\x00' + bytes(100)),
             ('empty data', 'png', b'')]
-
-
-@pytest.fixture(scope='module')
-def ros():
-    harness = Harness('robustness_test')
-    yield harness
-    harness.close()
-
-
-class Diagnostics:
-    def __init__(self, ros, name):
-        self.latest, self.level = {}, None
-        self.name = name
-        ros.node.create_subscription(DiagnosticArray, '/diagnostics', self._on, 10)
-
-    def _on(self, msg):
-        for status in msg.status:
-            if node_of(status.name) == self.name:
-                self.latest = {kv.key: kv.value for kv in status.values}
-                self.level = status.level
-
-    def value(self, key, default=0):
-        return type(default)(self.latest.get(key, default))
-
-
-def good_image(sample_bgr, frame_id):
-    raw = encode_raw(small(sample_bgr['coffee']), 'bgr8')
-    msg = Image(height=raw.height, width=raw.width, encoding='bgr8', step=raw.step)
-    msg.data = raw.data
-    msg.header.frame_id = frame_id
-    return msg
 
 
 def test_bad_input_corpus_is_dropped_counted_and_good_frames_still_classified(
@@ -121,20 +84,6 @@ def test_bad_input_corpus_is_dropped_counted_and_good_frames_still_classified(
     assert code == 0 and 'Traceback' not in err, err
     assert 'dropped a malformed frame' in err and '/rb/image' in err
     print(f'bad-input corpus: {tried} categories, 1 frame each, 0 crashes')
-
-
-def node_on_fake_bpu(cfg, tmp_path, prefix, module='edge_classifier.node', params=None,
-                     ros_args=(), **faults):
-    """classifier_node (1 worker) on the BPU backend, the fake hobot_dnn with faults
-    (fail_first, delay_ms, bad_outputs), reading <prefix>/image, publishing
-    <prefix>/classification; `params` add to or replace the node's parameters."""
-    bin_path = compiled_model(tmp_path / 'model.bin', cfg.resolve(cfg.onnx_path), cfg, **faults)
-    env = {'PYTHONPATH': os.pathsep.join(filter(None, [FAKE_BPU,
-                                                       os.environ.get('PYTHONPATH')]))}
-    return ros_process(module, {
-        'image_topics': [prefix + '/image'], 'output_topic': prefix + '/classification',
-        'backend': 'bpu', 'bpu_path': str(bin_path), 'workers': 1,
-        'diagnostics_period': 0.2, **(params or {})}, env=env, ros_args=ros_args)
 
 
 def test_flood_of_1080p_frames_keeps_memory_and_latency_bounded(ros, default_cfg, tmp_path):

@@ -6,7 +6,6 @@ import random
 import signal
 import time
 
-import pytest
 from rcl_interfaces.msg import Log
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
@@ -15,20 +14,12 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, LabelInfo
 
-from ros_helpers import Harness, ros_process, stop, wait_for
-from test_node import _set, check, send_and_wait
-from test_robustness import good_image, node_on_fake_bpu
+from ros_helpers import (check, good_image, node_on_fake_bpu, ros_process, send_and_wait, set_param,
+                         stop, wait_for)
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 BEST_EFFORT = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-
-
-@pytest.fixture(scope='module')
-def ros():
-    harness = Harness('graph_test')
-    yield harness
-    harness.close()
 
 
 def ns_args(namespace, *more):
@@ -154,7 +145,7 @@ def test_parameters_describe_themselves_and_change_consistently(ros, sample_bgr)
             assert d[name].read_only and 'restart the node' in d[name].description, name
         assert 'auto, onnxruntime, bpu' in d['backend'].description
 
-        refused = _set(ros, 'model', 'mobilenetv3', node='/params/edge_classifier')
+        refused = set_param(ros, 'model', 'mobilenetv3', node='/params/edge_classifier')
         assert not refused.successful and 'read-only' in refused.reason
 
         # one consistent change: a bad top_k takes the threshold down with it
@@ -172,7 +163,7 @@ def test_parameters_describe_themselves_and_change_consistently(ros, sample_bgr)
 
         # LabelInfo follows the threshold (late subscribers get the current one)
         assert wait_for(lambda: labels, timeout=10) and labels[-1].threshold == 0.0
-        assert _set(ros, 'score_threshold', 0.4, node='/params/edge_classifier').successful
+        assert set_param(ros, 'score_threshold', 0.4, node='/params/edge_classifier').successful
         assert wait_for(lambda: abs(labels[-1].threshold - 0.4) < 1e-6, timeout=10)
         assert len(labels[-1].class_map) == 1000
         late = ros.collect(LabelInfo, '/params/classification/label_info', LATCHED)

@@ -17,20 +17,13 @@ from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray
 from edge_classifier.encode import encode_raw
 from edge_classifier.tools.sample_camera import load_frames, mosaic
 
-from ros_helpers import Harness, ros_process, stop, wait_for
-from test_node import small
-from test_robustness import Diagnostics
+from ros_helpers import Diagnostics, ros_process, small, stop, wait_for
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
 PAIRING = 'images/detections/paired/images_unmatched/detections_orphaned/images_waiting/' \
           'detections_waiting'
-
-
-@pytest.fixture(scope='module')
-def ros():
-    harness = Harness('two_stage_test')
-    yield harness
-    harness.close()
 
 
 def image_msg(bgr, stamp, frame_id='cam'):

@@ -23,9 +23,11 @@ from vision_msgs.msg import Classification, Detection2DArray, ObjectHypothesis
 from edge_classifier import resources
 from edge_classifier.postprocess import load_labels
 
-from ros_helpers import LOCAL_HTTP, Harness, proc_status_kib, ros_process, stop, wait_for
+from ros_helpers import LOCAL_HTTP, proc_status_kib, ros_process, stop, wait_for
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+
+
 CHROMEDRIVER = shutil.which('chromedriver')
 NO_BROWSER = ('no headless browser: chromium and chromedriver are not installed (`make '
               'browser` installs Debian\'s chromium and chromium-driver packages; see README, '
@@ -36,13 +38,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope='module')
-def ros():
-    harness = Harness('web_view_test')
-    yield harness
-    harness.close()
 
 
 def start_web_view(ns, **params):

@@ -1,11 +1,7 @@
 """The backend interface."""
 import numpy as np
 
-from ..errors import EdgeClassifierError
-
-
-class BackendError(EdgeClassifierError, RuntimeError):
-    """A backend cannot be used: runtime not installed, model file missing or unusable."""
+from ..errors import BackendError
 
 
 class Backend:

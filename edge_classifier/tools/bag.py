@@ -41,7 +41,7 @@ from .. import resources
 from ..boxes import boxes_of
 from ..config import load_config
 from ..encode import ENCODINGS
-from ..errors import EdgeClassifierError, Parser, cli
+from ..errors import BagError, Parser, cli
 from ..frames import compressed_msg_to_frame, image_msg_to_frame
 from ..pairing import header_key
 from ..params import BACKENDS, DEFAULT_MAX_IMAGE_PIXELS
@@ -54,10 +54,6 @@ IMAGE_TYPES = (IMAGE, COMPRESSED)
 DETECTIONS = 'vision_msgs/msg/Detection2DArray'
 CLASSIFICATION = 'vision_msgs/msg/Classification'
 LABEL_INFO = 'vision_msgs/msg/LabelInfo'
-
-
-class BagError(EdgeClassifierError):
-    """A bag, or a topic in it, that cannot be used: the message names the file and topic."""
 
 
 # ---- reading ------------------------------------------------------------------------------

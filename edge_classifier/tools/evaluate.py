@@ -25,15 +25,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import EdgeClassifierError, Parser, cli
+from ..errors import DatasetError, Parser, cli
 from ..config import load_config
 from ..frames import FrameError, read_image
 from ..pipeline import Classifier
 from .quantize import int8_model_path
-
-
-class DatasetError(EdgeClassifierError, ValueError):
-    pass
 
 
 def cpu_description():

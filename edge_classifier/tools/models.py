@@ -29,17 +29,13 @@ from pathlib import Path
 from . import lite0_onnx
 from .. import resources
 from ..config import load_config
-from ..errors import EXIT_USAGE, EdgeClassifierError, Parser, cli
+from ..errors import EXIT_USAGE, EdgeClassifierError, Parser, PrepareError, cli
 
 TORCH_CPU_INDEX = 'https://download.pytorch.org/whl/cpu'
 # torch and torchvision first from PyTorch's CPU index (no CUDA), then the rest from PyPI
 TIMM_TORCH = ['torch==2.14.1', 'torchvision==0.29.1']
 TIMM_REQUIREMENTS = TIMM_TORCH + ['timm==1.0.31', 'onnx==1.23.2']
 EXPORT_SCRIPT = Path(__file__).with_name('export_torch.py')
-
-
-class PrepareError(EdgeClassifierError, RuntimeError):
-    pass
 
 
 def _pip(python, args):
@@ -134,10 +130,7 @@ def prepare(name, models_dir=None, untrained=False, download=False, force=False,
         if dry_run:
             return f'export {cfg.source} to {out} ({lite0_onnx.WEIGHTS_PACKAGE}, no torch)'
         out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            lite0_onnx.export(out)
-        except lite0_onnx.ExportError as exc:
-            raise PrepareError(str(exc)) from exc
+        lite0_onnx.export(out)   # an ExportError says what failed
         if not quiet:
             print(f'[models] wrote {out}', file=sys.stderr)
         return out

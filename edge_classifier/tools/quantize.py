@@ -23,14 +23,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..errors import EdgeClassifierError, Parser, cli
+from ..errors import Parser, QuantizeError, cli
 from ..config import load_config
 from ..frames import IMAGE_SUFFIXES, FrameError, read_image
 from ..pipeline import Classifier
-
-
-class QuantizeError(EdgeClassifierError, RuntimeError):
-    pass
 
 
 REDUCED = '7-bit weights (reduce_range): the same on every x86 CPU'

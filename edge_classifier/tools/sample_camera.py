@@ -44,7 +44,7 @@ from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray
 
 from .. import resources
 from ..encode import COMPRESSED, ENCODINGS, encode_compressed, encode_raw
-from ..errors import EdgeClassifierError
+from ..errors import CameraError
 from ..frames import IMAGE_SUFFIXES
 from ..ros_main import refuse_unknown_parameters, run_node, usage
 
@@ -72,10 +72,6 @@ PARAMS = (  # name, default, description
     ('loop', True, 'Play a bag again from the start at its end (false: once).'),
 )
 SUBSCRIBER_WAIT = 10.0   # s a bag's replay waits for a first subscriber before it starts
-
-
-class CameraError(EdgeClassifierError):
-    """A source or parameter the sample camera cannot start with."""
 
 
 def is_bag(source):

@@ -18,7 +18,7 @@ from rclpy.parameter import Parameter
 
 from .. import config as model_config
 from ..config import ConfigError
-from ..errors import EdgeClassifierError
+from ..errors import StartupError
 from ..params import BY_NAME, INT_MAX, MODEL_KEYS, NODE_PARAMS, RUNTIME_KEYS
 from ..ros_main import refuse_unknown_parameters
 
@@ -27,10 +27,6 @@ MANAGED = ('Fixed while the node is configured: deactivate and clean it up, set 
            'configure again.')
 CLASS_NAMES = 'class_names'
 IO_KEYS = tuple(p.name for p in NODE_PARAMS if not p.model)
-
-
-class StartupError(EdgeClassifierError):
-    """A parameter, config, model or labels file the node cannot start with."""
 
 
 class NodeParameters:
@@ -119,10 +115,7 @@ class NodeParameters:
 
     def _reject_unknown_parameters(self):
         """A params file key this node does not know is a typo: fail, do not ignore it."""
-        try:
-            refuse_unknown_parameters(self.node, ignore=(CLASS_NAMES,))
-        except EdgeClassifierError as exc:
-            raise StartupError(str(exc)) from None
+        refuse_unknown_parameters(self.node, ignore=(CLASS_NAMES,))
 
     # ---- read ---------------------------------------------------------------------------
     def _raw(self, name):
@@ -161,10 +154,7 @@ class NodeParameters:
         mine = sorted(k for k in MODEL_KEYS if k in self.user_set)
         origin = self.yaml.origin + (f' with {", ".join(mine)} set on '
                                      f'{self.node.get_fully_qualified_name()}' if mine else '')
-        try:
-            cfg = model_config.from_dict(values, origin=origin)
-        except ConfigError as exc:
-            raise StartupError(str(exc)) from exc
+        cfg = model_config.from_dict(values, origin=origin)   # a ConfigError names the key
         io = {key: self._value(key) for key in IO_KEYS if key != 'model'}
         if not io['output_topic']:
             raise StartupError(f'parameter output_topic ({self.where("output_topic")}): '

@@ -2,13 +2,11 @@
 the inputs and the diagnostics of one configured node, composed; close() is the one
 teardown (destroy_node, cleanup, shutdown and errors all end here)."""
 from ..boxes import BoxOptions
-from ..errors import EdgeClassifierError
 from ..pipeline import Classifier, Settings
 from ..pool import WorkerPool
 from .diagnostics import Diagnostics
 from .inputs import Inputs
 from .outputs import Outputs
-from .parameters import StartupError
 
 
 class Session:
@@ -21,10 +19,7 @@ class Session:
         self.io = io
         self.active = False
         self.pool = self.outputs = self.inputs = self.diagnostics = None
-        try:
-            self.classifier = Classifier(cfg)
-        except EdgeClassifierError as exc:
-            raise StartupError(str(exc)) from exc
+        self.classifier = Classifier(cfg)   # a BackendError/LabelsError says what and the fix
         try:
             backend = self.classifier.backend
             log = node.get_logger()
