@@ -101,11 +101,25 @@ def _children(pid):
     return found
 
 
+def _in_session(sid):
+    """Processes of session `sid` (what a tool started, even once it is gone)."""
+    found = []
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try:
+            fields = stat.read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != 'Z':
+            found.append(int(stat.parent.name))
+    return found
+
+
 def _interrupt_when(argv, marker, sig=signal.SIGINT, delay=0.0):
-    """Run a tool, send `sig` once a stdout line starts with `marker` (then `delay` s):
-    (exit code, stdout, stderr, the child processes it had then)."""
+    """Run a tool (a session of its own), send `sig` to it alone once a stdout line starts
+    with `marker` (then `delay` s): (exit code, stdout, stderr, the child processes it had
+    then)."""
     proc = subprocess.Popen([sys.executable, '-m', *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     out, children = [], []
     try:
         for line in proc.stdout:
@@ -119,7 +133,7 @@ def _interrupt_when(argv, marker, sig=signal.SIGINT, delay=0.0):
     finally:
         if proc.poll() is None:
             proc.kill()
-    return proc.returncode, ''.join(out) + rest, err, children
+    return proc.returncode, ''.join(out) + rest, err, children, proc.pid
 
 
 @pytest.mark.parametrize('marker, delay, sig, codes', [
@@ -129,7 +143,7 @@ def _interrupt_when(argv, marker, sig=signal.SIGINT, delay=0.0):
     ('| model | size |', 0.0, signal.SIGINT, (0, 130)),               # NV12, results
 ], ids=['loading', 'measuring', 'sigterm', 'writing'])
 def test_ctrl_c_ends_the_bench_cleanly_in_any_phase(marker, delay, sig, codes, tmp_path):
-    code, out, err, _ = _interrupt_when(
+    code, out, err, _, _ = _interrupt_when(
         ['edge_classifier.tools.bench', '--workers', '1,2', '--seconds', '3', '--rounds', '2',
          '--json', str(tmp_path / 'b.json')], marker, sig, delay)
     assert code in codes, out + err
@@ -144,16 +158,28 @@ def test_ctrl_c_ends_the_bench_cleanly_in_any_phase(marker, delay, sig, codes, t
     (3.0, signal.SIGTERM, 143),
 ], ids=['starting', 'measuring', 'sigterm'])
 def test_ctrl_c_ends_node_bench_cleanly_and_stops_its_processes(delay, sig, code):
-    got, out, err, children = _interrupt_when(
+    got, out, err, children, sid = _interrupt_when(
         ['edge_classifier.tools.node_bench', '--cases', 'floor,classifier_node', '--rates',
          '30', '--seconds', '4', '--rounds', '2', '--cameras-seconds', '0'],
         '# node benchmark', sig, delay)
     assert got == code, out + err
     assert 'Traceback' not in err, err
     assert err.strip().endswith('node_bench: interrupted'), err
-    if delay < 1:
-        children = children or []   # it may not have started a process yet
-    else:
+    if delay > 1:
         assert children, 'no camera or node was running when interrupted'
-    assert wait_for(lambda: not [p for p in children if Path(f'/proc/{p}').exists()], 15), \
-        'a process node_bench started outlived it'
+    # nothing it started outlives it (its session: the processes it started, even those
+    # started after the signal and orphaned)
+    assert wait_for(lambda: not _in_session(sid), 15), \
+        f'processes node_bench started outlived it: {_in_session(sid)}'
+
+
+def test_what_node_bench_started_ends_even_when_node_bench_is_killed():
+    """kill -9 (a CI timeout, an OOM kill): the cameras and nodes it started end with it."""
+    code, out, err, children, sid = _interrupt_when(
+        ['edge_classifier.tools.node_bench', '--cases', 'classifier_node', '--rates', '30',
+         '--seconds', '4', '--rounds', '2', '--cameras-seconds', '0'],
+        '# node benchmark', signal.SIGKILL, 3.0)
+    assert code == -signal.SIGKILL
+    assert children, 'nothing was running when it was killed'
+    assert wait_for(lambda: not _in_session(sid), 20), \
+        f'processes outlived a killed node_bench: {_in_session(sid)}'

@@ -18,9 +18,10 @@ import time
 import rclpy
 from rclpy.executors import ExternalShutdownException
 
-from ..errors import Parser
 from .. import resources
+from ..errors import Parser
 from ..ros_main import node_command
+from . import spawn
 from .echo import Echo, _name
 
 
@@ -112,8 +113,8 @@ def _classifier_and_camera(args):
         camera = {'encoding': args.encoding, 'rate': args.rate, 'frame_id_from_file': 'true'}
     if args.source:
         camera['source'] = args.source
-    return [(subprocess.Popen(node_command('edge_classifier.node', node)), 'classifier_node'),
-            (subprocess.Popen(node_command('edge_classifier.tools.sample_camera', camera)),
+    return [(spawn(node_command('edge_classifier.node', node)), 'classifier_node'),
+            (spawn(node_command('edge_classifier.tools.sample_camera', camera)),
              'sample_camera')]
 
 
@@ -164,7 +165,7 @@ def _listen(procs, seen, photos, timeout, what, echo_args):
 
 def web(args):
     """sample_camera -> classifier_node -> web_view: the page to open, until Ctrl-C."""
-    procs = _classifier_and_camera(args) + [(subprocess.Popen(node_command(
+    procs = _classifier_and_camera(args) + [(spawn(node_command(
         'edge_classifier.web_view', {'port': args.port})), 'web_view')]
     print(f'edge_classifier web demo (ROS_DOMAIN_ID={os.environ.get("ROS_DOMAIN_ID", "0")}): '
           f'sample_camera{" (stand-in detector)" if args.two_stage else ""} -> classifier_node '

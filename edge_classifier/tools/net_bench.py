@@ -30,6 +30,7 @@ import numpy as np
 from .. import resources
 from ..errors import EdgeClassifierError, Parser, cli
 from ..ros_main import node_command
+from . import spawn
 
 VGA, HD = (640, 480), (1920, 1080)
 CASES = {  # name: label, settings (two hosts, the shipped profile, 640x480 bgr8 unless said)
@@ -186,7 +187,7 @@ class Rig:
         import subprocess
         stdout = stdout or subprocess.DEVNULL
         if self.hosts is None:
-            return subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, text=True)
+            return spawn(argv, stdout=stdout, stderr=subprocess.PIPE, text=True)
         return self.hosts.popen(host, argv, stdout=stdout)
 
     def start_listener(self):

@@ -49,6 +49,7 @@ from ..config import load_config
 from ..errors import EdgeClassifierError, Parser, cli
 from ..ros_main import node_command
 from ..wiring.diagnostics import BOOKS_KEY, node_of
+from . import spawn
 
 FLOOD_HZ = 300.0
 CASES = ('floor', 'stand-in', 'naive', 'classifier_node')
@@ -56,8 +57,8 @@ _TICK = os.sysconf('SC_CLK_TCK')
 
 
 def _spawn(cmd, env=None):
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=None if env is None else {**os.environ, **env})
+    return spawn(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                 env=None if env is None else {**os.environ, **env})
 
 
 def _stop(proc):
@@ -203,11 +204,13 @@ def measure(node, case, rate, seconds, stand_in, cameras=1, viewer=None, tag='nb
                    if viewer == 'overlay' else None)
     web = WebWatcher(output) if viewer == 'web' else None
     cmd, env = _node(case, inputs, output, stand_in, name, extra)
-    proc = _spawn(cmd, env)
-    cams = [_spawn(node_command('edge_classifier.tools.sample_camera', {
-        'topic': topic, 'width': 640, 'height': 480, 'rate': float(rate),
-        'frame_id': f'cam{i}'})) for i, topic in enumerate(inputs)]
-    try:
+    proc, cams = None, []
+    try:   # (started inside: Ctrl-C at any moment stops what was started)
+        proc = _spawn(cmd, env)
+        for i, topic in enumerate(inputs):
+            cams.append(_spawn(node_command('edge_classifier.tools.sample_camera', {
+                'topic': topic, 'width': 640, 'height': 480, 'rate': float(rate),
+                'frame_id': f'cam{i}'})))
         if not listener.spin_until(lambda: listener.first or proc.poll() is not None, 90):
             raise EdgeClassifierError(f'{case}: no result in 90 s')
         if proc.poll() is not None:
@@ -221,7 +224,7 @@ def measure(node, case, rate, seconds, stand_in, cameras=1, viewer=None, tag='nb
         web1 = (_cpu_s(web.proc.pid), web.bytes) if web else (0.0, 0)
         listener.spin_until(lambda: False, 0.3)  # the last diagnostics
     finally:
-        codes = [_stop(cam) for cam in cams] + [_stop(proc)]
+        codes = [_stop(cam) for cam in cams] + ([_stop(proc)] if proc is not None else [])
         if web is not None:
             codes.append(web.close())
         listener.close()

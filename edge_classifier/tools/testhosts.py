@@ -23,6 +23,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from . import spawn
+
 UDP_ONLY_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
 <dds xmlns="http://www.eprosima.com"><profiles>
   <transport_descriptors><transport_descriptor>
@@ -162,7 +164,7 @@ class TestHosts:
         kwargs.setdefault('stderr', subprocess.PIPE)
         kwargs.setdefault('text', True)
         # `ip netns exec` execs the command itself: signals reach the process directly
-        return subprocess.Popen(self.command(host, argv), env=self.env(env), **kwargs)
+        return spawn(self.command(host, argv), env=self.env(env), **kwargs)
 
     def close(self):
         if self._made:
