@@ -115,9 +115,9 @@ class ModelConfig:
                                                      f'network reaches the zoo (its '
                                                      f'{" and ".join(zoo)})' if zoo else '')
                      + '; `backend: auto` then uses the BPU)')
-            return (f'copy a trained ONNX model to {path}; or run `{tool} --untrained` (the '
-                    f'architecture with random weights, for speed work only; installs timm + '
-                    f'torch once, ~5.7 GB); {board}')
+            return (f'run `{tool} --untrained` (the architecture with random weights, for '
+                    f'speed work only; installs timm + torch once, ~5.7 GB), or copy a trained '
+                    f'ONNX model to {path}; {board}')
         return f'copy the model to {path}'
 
     def replace(self, origin=None, **changes):

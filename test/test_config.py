@@ -137,9 +137,9 @@ def test_prepare_hints_are_commands_that_fix_this_case(monkeypatch, tmp_path):
                                               f'{models}/efficientnet_lite0_224x224_nv12.bin')
     v3 = load_config('mobilenetv3').replace(models_dir=str(models))
     assert v3.prepare_hint('onnx_path') == (
-        f'copy a trained ONNX model to {models}/mobilenetv3.onnx; or run `{tool} mobilenetv3 '
-        f'{where} --untrained` (the architecture with random weights, for speed work only; '
-        'installs timm + torch once, ~5.7 GB); on the RDK X5, the zoo\'s compiled .bin '
+        f'run `{tool} mobilenetv3 {where} --untrained` (the architecture with random weights, '
+        'for speed work only; installs timm + torch once, ~5.7 GB), or copy a trained ONNX '
+        f'model to {models}/mobilenetv3.onnx; on the RDK X5, the zoo\'s compiled .bin '
         f'(MobileNetV3_224x224_nv12.bin: copy it into {models}, or `{tool} mobilenetv3 {where} '
         '--download` where the network reaches the zoo (its compiled .bin); `backend: auto` '
         'then uses the BPU)')
