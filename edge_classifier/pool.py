@@ -1,46 +1,47 @@
 """The worker pool: frames from any number of sources, N inference threads, one converter.
 
     pool = WorkerPool(classifier, workers, on_result=publish, on_error=report).start()
-    pool.submit(source, make_frame, meta)   # from a subscription callback: stores, returns
+    pool.submit(source, make_frame, meta)                    # stores the frame, returns
     pool.submit(source, make_frame, meta, boxes=get_boxes)   # a detector's boxes instead
     ...
-    pool.stop()                             # joins the threads, settles what was waiting
+    pool.stop()                      # joins the threads, settles what was waiting
 
 make_frame() runs off the caller's thread and returns a Frame (the decode happens there);
 a FrameError it raises counts the frame as malformed. With `boxes` (a callable returning
 (N, 4) centre x, centre y, width, height), the frame's boxes are classified instead of the
-whole frame (Classifier.convert_boxes: crops through the same NV12 path). A frame with
-boxes is one frame in every rule below, and its Result carries a top-k per box; its boxes
-fan out: the worker holding the frame infers them one by one, and idle workers with no
-frame to take help it with the next ones (WorkerPool._infer_boxes, _help). Each rule has
-one home here:
+whole frame (Classifier.convert_boxes: crops through the same NV12 path); a frame with
+boxes is one frame in every rule below, and its Result carries a top-k per box.
 
-  newest wins          _Source.put: one waiting frame per source; a newer one replaces
-                       it, and the replaced one is counted dropped
-  sources take turns   whose_turn(): the source served longest ago goes first, whatever
-                       the sources' rates or the order their frames arrive in
-  warm worker first    _IdleWorkers.wake_warmest(): the worker that went idle last takes
-                       the next frame (at a camera's pace one warm thread does every frame)
-  convert ahead        WorkerPool._convert_target(): while no worker is idle, the converter
-                       decodes and converts the frame whose turn comes next
-  in order             WorkerPool._finish(): a result waits (no thread waits with it)
-                       until every older frame of its source that a worker holds is
-                       finished; the worker finishing the oldest publishes the ones behind
-  never back in time   WorkerPool._publish(): a result older than one already published
-                       for its source is dropped (counted), never published
-  every frame counted  _Books: per source, received = classified + dropped + malformed +
-                       errors + in_flight, under one lock, at every moment
-  no silent death      WorkerPool._guarded(): an exception anywhere in a thread's loop is
-                       logged with its traceback, counted against the frame's source, and
-                       the thread goes on
+on_result(Result) runs on a pool thread, one result of a source at a time, in the order of
+the frames; it returns False when it did not deliver the result (an output gate closed by
+a deactivate): the frame then counts as dropped, not classified. on_error(source, kind,
+exception) reports 'malformed' frames and failed inferences ('error'). Failures of either
+callback, and of the pool itself, go to `logger` (error(str): the node passes its ROS
+logger, so they reach /rosout).
 
-on_result(Result) runs on a worker thread, one result of a source at a time, in the
-order of the frames; it returns False when it did not deliver the result (an output gate
-closed by a deactivate): the frame then counts as dropped, not classified.
-on_error(source, kind, exception) reports 'malformed' frames and failed inferences
-('error'); any other failure is logged with its traceback. Failures of either callback
-go to `logger` (anything with error(str): the node passes its ROS logger,
-so they reach /rosout).
+Each rule has one home, and all of them live under the pool's one lock:
+
+  newest wins          Slots.put, Slots.converted: one frame waits per source (and one
+                       converted ahead); a newer one replaces it, counted dropped
+  sources take turns   Slots.take: the source served longest ago goes first, whatever the
+                       sources' rates or the order their frames arrive in
+  warm worker first    IdleWorkers: a LIFO; the worker that went idle last takes the next
+                       frame (at a camera's pace one warm thread does every frame)
+  convert ahead        the converter thread: while no worker is idle, it converts the
+                       frame whose turn comes next (Slots.next_to_convert) into one of a
+                       few reused buffers (Buffers)
+  in order, never      Order, one per source (pure, no threads): a result leaves once no
+  back in time         older frame of its source is held by a worker, in frame order, and
+                       one thread at a time publishes a source's results
+  every frame counted  Books.settle: per source, received = classified + dropped +
+                       malformed + errors + in_flight, each frame settled once
+  no silent death      WorkerPool._guarded: an exception that escapes a thread's loop (a
+                       bug in the pool) is logged with its traceback; the loop goes on
+
+A worker's loop is `task = take(); task.run()`: a task is a frame (decode, convert, infer,
+post-process) or one box of a frame with boxes. The worker that takes a frame with boxes
+converts its crops and infers its boxes one by one while idle workers take the others as
+tasks; whoever finishes the last box finishes the frame: no thread waits for another.
 """
 import collections
 import logging
@@ -52,7 +53,7 @@ from typing import Any, List, Optional
 
 import numpy as np
 
-from .frames import FrameError
+from .errors import FrameError
 from .postprocess import Hypothesis
 
 log = logging.getLogger('edge_classifier')
@@ -99,81 +100,71 @@ class SourceStats:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
-@dataclass(eq=False)
-class _Job:
-    """One frame on its way: from submit() to one of the OUTCOMES (settled once)."""
-    source: '_Source'
-    seq: int
-    make_frame: Any
-    meta: Any
-    t_in: float
-    boxes: Any = None                    # callable -> (N, 4) boxes, or None: the whole frame
-    frame: Any = None
-    nv12: Any = None                     # converted (a buffer of the pool's or the worker's;
-    plan: Any = None                     # with boxes, a list of one buffer per kept box)
-    spare: bool = False                  # nv12 is one of the pool's spare buffers
-    fan: Any = None                      # _FanOut while its boxes are being inferred
-    settled: bool = False
+# ---- the parts, each one rule (used with the pool's lock held) ------------------------------
+class Order:
+    """In order, never back in time, for one source. Pure: the pool's lock guards it.
 
+    hold(seq) when a worker takes a frame; done(seq, item) when it lets go of it (item None:
+    the frame was settled on the way). An item leaves (into `outbox`) once no older frame is
+    held; items leave in frame order. One thread at a time publishes the outbox: the one
+    whose claim() says so, until next() returns None."""
 
-class _FanOut:
-    """The boxes of one frame being inferred (the pool's lock guards it): `next` is the
-    box index to hand out, `pending` the boxes not finished; `done` is notified when
-    pending reaches 0."""
+    def __init__(self):
+        self.held = set()
+        self.finished = {}                  # seq -> item, done behind an older held frame
+        self.outbox = collections.deque()   # ready to publish, in order
+        self.released = 0                   # the newest seq let out
+        self.publishing = False
 
-    def __init__(self, count, lock):
-        self.next = 0
-        self.pending = count
-        self.scores = [None] * count
-        self.seconds = [0.0] * count     # each box's backend call
-        self.failure = None
-        self.done = threading.Condition(lock)
+    def hold(self, seq):
+        self.held.add(seq)
+
+    def done(self, seq, item=None):
+        """Frame `seq` let go; returns the items that may never leave (older than one let
+        out already: the rule's guard; the slots hand out frames in order, so none)."""
+        self.held.discard(seq)
+        if item is not None:
+            if seq < self.released:
+                return [item]
+            self.finished[seq] = item
+        while self.finished:
+            first = min(self.finished)
+            if any(held < first for held in self.held):
+                break
+            self.outbox.append(self.finished.pop(first))
+            self.released = first
+        return []
 
     def claim(self):
-        """The next box index, or None when every box is handed out."""
-        if self.next >= len(self.scores):
-            return None
-        self.next += 1
-        return self.next - 1
+        """True: the caller is now the source's publisher (something waits, nobody else
+        publishes it)."""
+        if self.publishing or not self.outbox:
+            return False
+        self.publishing = True
+        return True
+
+    def next(self):
+        """The publisher's next item; None ends its turn."""
+        if self.outbox:
+            return self.outbox.popleft()
+        self.publishing = False
+        return None
 
 
 class _Source:
-    """A source's waiting frames, its turn and its order. The pool's lock guards all of it
-    but `finished` and `published`, which emit_lock guards."""
+    """One source: its waiting frames and turn (Slots), its order and books."""
 
     def __init__(self, name):
         self.name = name
         self.stats = SourceStats()
         self.raw = None          # the newest frame, not converted
-        self.ready = None        # converted ahead; older than raw when both are set
+        self.ready = None        # converted ahead; older than raw when both wait
         self.served = 0          # the turn at which a worker last took one of its frames
         self.taken = 0           # seq of the newest frame a worker took
-        self.working = set()     # seqs of the frames workers hold now
-        self.finished = {}       # seq -> (job, result): done, behind an older frame (emit_lock)
-        self.published = 0       # seq of the newest result emitted (emit_lock)
-        self.emit_lock = threading.Lock()
-
-    def put(self, job):
-        """Newest wins: `job` waits; returns the frame it replaced (to count as dropped)."""
-        replaced, self.raw = self.raw, job
-        return replaced
-
-    def oldest_waiting(self):
-        return self.ready or self.raw
-
-    def take(self):
-        """The frame a worker gets: the converted one (older) first, else the raw one."""
-        job = self.ready or self.raw
-        if job is self.ready:
-            self.ready = None
-        else:
-            self.raw = None
-        self.taken = job.seq
-        self.working.add(job.seq)
-        return job
+        self.order = Order()
 
 
-def whose_turn(sources, frame=_Source.oldest_waiting, first=lambda source: False):
+def whose_turn(sources, frame, first=lambda source: False):
     """Sources take turns: among those with a frame waiting (`frame(source)`), the one
     served longest ago, then the one whose frame is oldest; `first(source)` True sorts a
     source behind the others."""
@@ -187,9 +178,82 @@ def whose_turn(sources, frame=_Source.oldest_waiting, first=lambda source: False
     return None if best is None else best[1]
 
 
-class _IdleWorkers:
-    """Idle workers' conditions, the one that went idle last on top: its thread, caches
-    and the runtime's state for it are warm. Used with the pool's lock held."""
+def _waiting(source):
+    return source.ready or source.raw
+
+
+class Slots:
+    """Newest wins, sources take turns: per source one raw frame waits (and one converted
+    ahead); a worker gets the frame of the source served longest ago, the older first."""
+
+    def __init__(self):
+        self.sources = {}         # name -> _Source, in order of first frame
+        self._turn = 0
+
+    def source(self, name):
+        state = self.sources.get(name)
+        if state is None:
+            state = self.sources[name] = _Source(name)
+        return state
+
+    def put(self, job):
+        """`job` waits; returns the frame it replaced (to count as dropped)."""
+        replaced, job.source.raw = job.source.raw, job
+        return replaced
+
+    def waiting(self):
+        return any(_waiting(source) is not None for source in self.sources.values())
+
+    def take(self):
+        """The next frame for a worker (None: none waits)."""
+        source = whose_turn(self.sources.values(), _waiting)
+        if source is None:
+            return None
+        self._turn += 1
+        source.served = self._turn
+        job = _waiting(source)
+        if job is source.ready:
+            source.ready = None
+        else:
+            source.raw = None
+        source.taken = job.seq
+        return job
+
+    def next_to_convert(self):
+        """Out of its slot, for the converter: the raw frame whose turn comes next (sources
+        with nothing converted yet first); None when none waits."""
+        source = whose_turn(self.sources.values(), lambda s: s.raw,
+                            first=lambda s: s.ready is not None)
+        if source is None:
+            return None
+        job, source.raw = source.raw, None
+        return job
+
+    def converted(self, job):
+        """The converter is done with `job`: it waits, converted. Returns the frames to
+        count as dropped: `job` itself when a worker took a newer frame of its source
+        meanwhile, else an older converted frame nobody took."""
+        source = job.source
+        if job.seq < source.taken:
+            return [job]
+        replaced, source.ready = source.ready, job
+        return [] if replaced is None else [replaced]
+
+    def clear(self):
+        """Every waiting frame, out of the slots."""
+        jobs = []
+        for source in self.sources.values():
+            jobs += [job for job in (source.raw, source.ready) if job is not None]
+            source.raw = source.ready = None
+        return jobs
+
+    def pending(self):
+        return sum((s.raw is not None) + (s.ready is not None) for s in self.sources.values())
+
+
+class IdleWorkers:
+    """Warm worker first: idle workers' conditions, the one that went idle last on top (its
+    thread, caches and the runtime's state for it are warm)."""
 
     def __init__(self):
         self._stack = []
@@ -212,6 +276,104 @@ class _IdleWorkers:
         return len(self._stack)
 
 
+class Buffers:
+    """NV12 buffers for frames converted ahead, reused: a frame holds one from conversion
+    until it is settled."""
+
+    def __init__(self, make):
+        self._free = []
+        self._make = make
+
+    def get(self):
+        return self._free.pop() if self._free else self._make()
+
+    def put(self, buffer):
+        self._free.append(buffer)
+
+
+class Books:
+    """Every frame counted: per source received = classified + dropped + malformed +
+    errors + in_flight at every moment; a frame is settled once (and gives back the buffer
+    it holds). Also the streak of failed inferences, which a delivered result ends."""
+
+    def __init__(self, buffers):
+        self.buffers = buffers
+        self.consecutive_errors = 0
+
+    @staticmethod
+    def receive(source):
+        source.stats.received += 1
+        source.stats.in_flight += 1
+
+    def settle(self, job, outcome, exc=None):
+        """`job`'s one outcome; False when it was settled already."""
+        if job.settled:
+            return False
+        job.settled = True
+        stats = job.source.stats
+        stats.in_flight -= 1
+        setattr(stats, outcome, getattr(stats, outcome) + 1)
+        if exc is not None:
+            stats.last_error = str(exc)
+        if outcome == 'errors':
+            self.consecutive_errors += 1
+        elif outcome == 'classified':
+            self.consecutive_errors = 0
+        if job.buffer is not None:
+            self.buffers.put(job.buffer)
+            job.buffer = None
+        return True
+
+
+# ---- the tasks ------------------------------------------------------------------------------
+@dataclass(eq=False)
+class _Job:
+    """A frame on its way, from submit() to one of the OUTCOMES (settled once)."""
+    source: _Source
+    seq: int
+    make_frame: Any
+    meta: Any
+    t_in: float
+    boxes: Any = None             # callable -> (N, 4) boxes, or None: the whole frame
+    frame: Any = None
+    nv12: Any = None              # its NV12; with boxes, a list of one buffer per kept box
+    plan: Any = None
+    buffer: Any = None            # the Buffers buffer it holds (converted ahead)
+    settled: bool = False
+
+    def run(self, pool, own):
+        pool._run_frame(self, own)
+
+
+class _Fan:
+    """The boxes of one frame: box tasks any worker takes (the pool's lock guards it)."""
+
+    def __init__(self, job):
+        count = len(job.nv12)
+        self.job = job
+        self.next = 0
+        self.left = count                # boxes not finished yet
+        self.scores = [None] * count
+        self.seconds = [0.0] * count     # each box's backend call
+        self.failure = None
+
+    def claim(self):
+        """The next box to infer, or None when every box is handed out."""
+        if self.next >= len(self.scores):
+            return None
+        self.next += 1
+        return _BoxTask(self, self.next - 1)
+
+
+@dataclass(eq=False)
+class _BoxTask:
+    fan: _Fan
+    index: int
+
+    def run(self, pool, own):
+        pool._run_box(self.fan, self.index)
+
+
 class _Window:
     """Recent samples for percentiles (bounded memory)."""
 
@@ -228,11 +390,12 @@ class _Window:
         return [float(np.percentile(data, q)) for q in qs]
 
 
+# ---- the pool -------------------------------------------------------------------------------
 class WorkerPool:
     """N inference workers and one converter over latest-frame slots, one per source.
 
     Memory is bounded whatever the input rate: at most one raw and one converted frame
-    wait per source, and the converted ones reuse a few spare buffers.
+    wait per source, and the converted ones reuse a few buffers.
     """
 
     def __init__(self, classifier, workers=None, on_result=None, on_error=None,
@@ -244,14 +407,13 @@ class WorkerPool:
         self.on_error = on_error or (lambda source, kind, exc: None)
         self.clock = clock
         self.warmup = warmup
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()     # the one lock: every part below
         self._converter_wake = threading.Condition(self._lock)
-        self._sources = {}                # name -> _Source, in order of first frame
+        self._slots = Slots()
+        self._idle = IdleWorkers()
+        self._books = Books(Buffers(classifier.nv12_buffer))
+        self._fans = collections.deque()  # frames whose boxes are not all handed out
         self._seq = 0
-        self._turn = 0
-        self._idle = _IdleWorkers()
-        self._fans = []                   # frames whose boxes idle workers can help with
-        self._spare = []                  # NV12 buffers for frames converted ahead
         self._running = False
         self._threads = []
         self._inference = _Window()
@@ -259,9 +421,12 @@ class WorkerPool:
         self._done_times = collections.deque(maxlen=4000)
         self._in_times = collections.deque(maxlen=4000)
         self._box_times = collections.deque(maxlen=4000)   # (time, boxes) per frame
-        self.consecutive_errors = 0
         self.started_at = None
         self.converted_ahead = 0
+
+    @property
+    def consecutive_errors(self):
+        return self._books.consecutive_errors
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self):
@@ -301,13 +466,8 @@ class WorkerPool:
     def discard_waiting(self):
         """Frames that no worker has taken yet are dropped (counted): on deactivate/stop."""
         with self._lock:
-            for source in self._sources.values():
-                for job in (source.raw, source.ready):
-                    if job is not None:
-                        self._settle_locked(job, 'dropped')
-                        if job.spare:
-                            self._spare.append(job.nv12)
-                source.raw = source.ready = None
+            for job in self._slots.clear():
+                self._books.settle(job, 'dropped')
 
     def __enter__(self):
         return self.start()
@@ -319,20 +479,17 @@ class WorkerPool:
     def submit(self, source, make_frame, meta=None, boxes=None):
         now = self.clock()
         with self._lock:
-            state = self._sources.get(source)
-            if state is None:
-                state = self._sources[source] = _Source(source)
-            state.stats.received += 1
-            state.stats.in_flight += 1
+            state = self._slots.source(source)
+            self._books.receive(state)
             self._in_times.append(now)
             self._seq += 1
-            replaced = state.put(_Job(state, self._seq, make_frame, meta, now, boxes))
-            if replaced is not None:
-                self._settle_locked(replaced, 'dropped')
+            job = _Job(state, self._seq, make_frame, meta, now, boxes)
             if not self._running:  # stopped: nothing will take it
-                self._settle_locked(state.raw, 'dropped')
-                state.raw = None
+                self._books.settle(job, 'dropped')
                 return
+            replaced = self._slots.put(job)
+            if replaced is not None:
+                self._books.settle(replaced, 'dropped')
             self._idle.wake_warmest()
             self._converter_wake.notify()
 
@@ -345,8 +502,7 @@ class WorkerPool:
     def pending(self):
         """Frames waiting in the slots (raw or converted), not yet taken by a worker."""
         with self._lock:
-            return sum((s.raw is not None) + (s.ready is not None)
-                       for s in self._sources.values())
+            return self._slots.pending()
 
     def live_threads(self):
         """(live workers, converter alive)."""
@@ -354,26 +510,12 @@ class WorkerPool:
         converter = any(t.is_alive() for t in self._threads if t.name.endswith('converter'))
         return workers, converter
 
-    # ---- the books ----------------------------------------------------------------------
-    def _settle_locked(self, job, outcome, exc=None):
-        """A frame's one outcome: out of in_flight, into `outcome`. With the lock held."""
-        if job.settled:
-            return False
-        job.settled = True
-        stats = job.source.stats
-        stats.in_flight -= 1
-        setattr(stats, outcome, getattr(stats, outcome) + 1)
-        if exc is not None:
-            stats.last_error = str(exc)
-        if outcome == 'errors':
-            self.consecutive_errors += 1
-        return True
-
+    # ---- settling -----------------------------------------------------------------------
     def _settle(self, job, outcome, exc=None, report=True):
         """Settle a frame; a malformed one or a failed inference goes to on_error (unless
         `report` is False: the failure was logged already)."""
         with self._lock:
-            settled = self._settle_locked(job, outcome, exc)
+            settled = self._books.settle(job, outcome, exc)
         if settled and report and outcome in ('malformed', 'errors'):
             try:
                 self.on_error(job.source.name, 'malformed' if outcome == 'malformed'
@@ -381,6 +523,12 @@ class WorkerPool:
             except Exception:
                 self.log.error(f'reporting a {outcome} frame from {job.source.name} failed:\n'
                                f'{traceback.format_exc()}')
+
+    def _failed(self, job, exc):
+        """A frame's failure outside the backend: logged with its traceback, counted."""
+        self.log.error(f'{threading.current_thread().name}: a frame from {job.source.name} '
+                       f'failed:\n{traceback.format_exc()}')
+        self._settle(job, 'errors', exc, report=False)
 
     # ---- threads ------------------------------------------------------------------------
     def _guarded(self, loop):
@@ -395,66 +543,57 @@ class WorkerPool:
                                f'{traceback.format_exc()}')
                 time.sleep(0.01)
 
-    def _take(self, wake):
-        """The next frame for a worker, by the sources' turns; None when stopping.
-        `wake`: this worker's condition (on the pool's lock)."""
-        with self._lock:
-            self._idle.park(wake)
-            try:
-                while self._running:
-                    source = whose_turn(self._sources.values())
-                    if source is not None:
-                        self._turn += 1
-                        source.served = self._turn
-                        return source.take()
-                    help_ = self._help_locked()  # no frame waits: help another's boxes
-                    if help_ is not None:
-                        return help_
-                    wake.wait()
-                return None
-            finally:
-                self._idle.leave(wake)
-                if whose_turn(self._sources.values()) is not None or self._fans:
-                    self._idle.wake_warmest()  # more work waits: the next idle worker
-                self._converter_wake.notify()  # the converter watches the idle count
-
     def _work(self):
-        clf = self.classifier
-        own = clf.nv12_buffer()
+        own = self.classifier.nv12_buffer()
         wake = threading.Condition(self._lock)
         if self.warmup:
             # One inference per thread before the first frame: the runtime's per-thread
             # state and this thread's buffers are set up now, not on a camera frame.
             try:
-                clf.infer(np.full_like(own, 128))
+                self.classifier.infer(np.full_like(own, 128))
             except Exception as exc:
                 self.log.error(f'warm-up inference failed: {type(exc).__name__}: {exc}')
         while True:
-            job = self._take(wake)
-            if job is None:
+            task = self._take(wake)
+            if task is None:
                 return
-            if isinstance(job, tuple):  # (fan, index): a box of a frame another worker holds
-                self._infer_box(*job)
-                continue
-            result = None
-            try:
-                result = self._run(job, own)
-            except Exception as exc:
-                self._failed(job, exc)
-            finally:
-                if job.spare:
-                    with self._lock:
-                        self._spare.append(job.nv12)
-                self._finish(job, result)
+            task.run(self, own)
 
-    def _failed(self, job, exc):
-        """A frame's failure outside the backend: logged with its traceback, counted."""
-        self.log.error(f'{threading.current_thread().name}: a frame from {job.source.name} '
-                       f'failed:\n{traceback.format_exc()}')
-        self._settle(job, 'errors', exc, report=False)
+    def _take(self, wake):
+        """The next task for a worker: a frame by the sources' turns (held in its source's
+        order from now on), else a box of another's frame; None when stopping. `wake`:
+        this worker's condition (on the pool's lock)."""
+        with self._lock:
+            self._idle.park(wake)
+            try:
+                while self._running:
+                    job = self._slots.take()
+                    if job is not None:
+                        job.source.order.hold(job.seq)
+                        return job
+                    box = self._next_box()
+                    if box is not None:
+                        return box
+                    wake.wait()
+                return None
+            finally:
+                self._idle.leave(wake)
+                if self._slots.waiting() or self._fans:
+                    self._idle.wake_warmest()  # more work waits: the next idle worker
+                self._converter_wake.notify()  # the converter watches the idle count
+
+    def _next_box(self):
+        """A box task of a frame whose boxes are not all handed out (the lock held)."""
+        while self._fans:
+            box = self._fans[0].claim()
+            if box is not None:
+                return box
+            self._fans.popleft()
+        return None
 
     def _prepare(self, job, out):
-        """Decode and convert into `out`; False when the frame is malformed (settled)."""
+        """Decode and convert (into `out`: a whole frame); False when the frame is
+        malformed (then settled)."""
         try:
             job.frame = job.make_frame()
             if job.boxes is None:
@@ -470,123 +609,115 @@ class WorkerPool:
             self._settle(job, 'malformed', FrameError(f'{type(exc).__name__}: {exc}'))
         return False
 
-    def _run(self, job, own):
-        """Convert (unless the converter did), infer, post-process: the Result, or None
-        when the frame was settled on the way (malformed, failed inference)."""
-        clf = self.classifier
-        if job.nv12 is None and not self._prepare(job, own):
-            return None
-        t0 = self.clock()
+    def _run_frame(self, job, own):
+        """A frame a worker took: convert (unless the converter did), infer, post-process,
+        then let go of it; a frame with boxes is let go by whoever finishes its last box."""
+        result = None
         try:
-            if job.boxes is None:
-                scores = clf.infer(job.nv12)
-            else:
-                scores, seconds = self._infer_boxes(job)
+            if job.nv12 is None and not self._prepare(job, own):
+                return self._finish(job, None)
+            if job.boxes is not None:
+                return self._run_boxes(job)
+            t0 = self.clock()
+            try:
+                scores = self.classifier.infer(job.nv12)
+            except Exception as exc:
+                self._settle(job, 'errors', exc)
+                return self._finish(job, None)
+            t1 = self.clock()
+            hypotheses = self.classifier.postprocess(scores)
+            result = self._result(job, hypotheses, t1 - t0)
         except Exception as exc:
-            self._settle(job, 'errors', exc)
-            return None
-        t1 = self.clock()
-        if job.boxes is None:
-            hypotheses, boxes, inferences = clf.postprocess(scores), None, 1
-        else:
-            t0 = t1 - seconds   # the sum of the boxes' calls (they may have run in parallel)
-            hypotheses, boxes, inferences = [], [None] * len(job.plan.rects), len(scores)
-            for (index, _), box_scores in zip(job.plan.kept, scores):
-                boxes[index] = clf.postprocess(box_scores)
-        done = self.clock()
-        return Result(job.source.name, job.meta, hypotheses, job.t_in, t1 - t0,
-                      done - job.t_in, job.frame, job.seq, job.boxes, boxes, job.plan,
+            self._failed(job, exc)
+        self._finish(job, result)
+
+    def _result(self, job, hypotheses, inference_s, boxes=None, inferences=1):
+        return Result(job.source.name, job.meta, hypotheses, job.t_in, inference_s,
+                      self.clock() - job.t_in, job.frame, job.seq, job.boxes, boxes, job.plan,
                       inferences)
 
-    def _infer_boxes(self, job):
-        """Infer every crop of a frame with boxes: this worker takes them one by one while
-        idle workers help (_help_locked); returns (scores in box order, total seconds of
-        the backend calls) once all are done, or raises the first failure."""
-        count = len(job.nv12)
-        fan = job.fan = _FanOut(count, self._lock)
-        if count > 1:
-            with self._lock:
-                self._fans.append(job)
+    def _run_boxes(self, job):
+        """The boxes of a frame this worker holds: handed out as tasks; this worker infers
+        them one by one while idle workers take the others."""
+        fan = _Fan(job)
+        if not fan.left:   # every box skipped: nothing to infer
+            return self._finish_boxes(fan)
+        with self._lock:
+            if fan.left > 1:
+                self._fans.append(fan)
                 self._idle.wake_warmest()
-        while True:
+            box = fan.claim()
+        while box is not None:
+            self._run_box(fan, box.index)
             with self._lock:
-                index = fan.claim()
-                if index is None:
-                    if job in self._fans:
-                        self._fans.remove(job)
-                    while fan.pending:   # helpers still inside the backend
-                        fan.done.wait()
-                    break
-            self._infer_box(job, index)
-        if fan.failure is not None:
-            raise fan.failure
-        return fan.scores, sum(fan.seconds)
+                box = fan.claim()
 
-    def _help_locked(self):
-        """(job, box index) of a frame whose boxes are not all handed out; None if no
-        frame has one. With the lock held."""
-        while self._fans:
-            job = self._fans[0]
-            index = job.fan.claim()
-            if index is not None:
-                return job, index
-            self._fans.pop(0)
-        return None
-
-    def _infer_box(self, job, index):
-        """One box's backend call (on the frame's worker or a helper); never raises."""
-        fan = job.fan
+    def _run_box(self, fan, index):
+        """One box's backend call (on the holder of its frame or a helper); the thread that
+        finishes the frame's last box finishes the frame."""
         scores, exc, t0 = None, None, self.clock()
         try:
-            scores = self.classifier.infer(job.nv12[index])
+            scores = self.classifier.infer(fan.job.nv12[index])
         except Exception as error:
             exc = error
-        finally:
-            seconds = self.clock() - t0
-            with self._lock:
-                fan.scores[index], fan.seconds[index] = scores, seconds
-                if exc is not None and fan.failure is None:
-                    fan.failure = exc
-                fan.pending -= 1
-                if not fan.pending:
-                    fan.done.notify_all()
+        seconds = self.clock() - t0
+        with self._lock:
+            fan.scores[index], fan.seconds[index] = scores, seconds
+            if exc is not None and fan.failure is None:
+                fan.failure = exc
+            fan.left -= 1
+            last = not fan.left
+        if last:
+            self._finish_boxes(fan)
+
+    def _finish_boxes(self, fan):
+        job, result = fan.job, None
+        try:
+            if fan.failure is not None:
+                self._settle(job, 'errors', fan.failure)
+            else:
+                boxes = [None] * len(job.plan.rects)
+                for (index, _), scores in zip(job.plan.kept, fan.scores):
+                    boxes[index] = self.classifier.postprocess(scores)
+                # the boxes' calls may have run in parallel: their sum is the frame's cost
+                result = self._result(job, [], sum(fan.seconds), boxes, len(fan.scores))
+        except Exception as exc:
+            self._failed(job, exc)
+        self._finish(job, result)
 
     def _finish(self, job, result):
-        """In order: the worker lets go of `job`; its result (if any) is published once no
-        older frame of the source is held by a worker, and so are the results that were
-        waiting behind it. Nobody waits: a result behind an older frame stays in
-        `finished` (in flight) and the worker that finishes that frame publishes it."""
+        """A worker lets go of `job` (with its result, or None when it was settled on the
+        way): what its source's order lets out is published, by this thread unless another
+        publishes that source's results now."""
         source = job.source
-        with source.emit_lock:
+        with self._lock:
+            stale = source.order.done(job.seq, None if result is None else (job, result))
+            for old, _ in stale:
+                self._books.settle(old, 'dropped')
+            if not source.order.claim():
+                return
+        while True:
             with self._lock:
-                source.working.discard(job.seq)
-            if result is not None:
-                source.finished[job.seq] = (job, result)
-            while source.finished:
-                seq = min(source.finished)
-                with self._lock:
-                    if any(held < seq for held in source.working):
-                        return
-                self._publish(*source.finished.pop(seq))
+                item = source.order.next()
+            if item is None:
+                return
+            try:
+                self._publish(*item)
+            except Exception as exc:  # a bug: that frame fails, the order goes on
+                self._failed(item[0], exc)
 
     def _publish(self, job, result):
-        """Never back in time: a result older than one already published for its source is
-        dropped. Runs with the source's emit_lock held: one result of a source at a time."""
-        source = job.source
-        if job.seq < source.published:
-            self._settle(job, 'dropped')  # (a safety net: _finish and the converter keep
-            return                        # older frames from reaching here)
-        source.published = job.seq
+        """One result out (on_result); then settled: classified, or dropped when the
+        output refused it."""
         try:
             delivered = self.on_result(result) is not False
         except Exception as exc:
             self._failed(job, exc)
             return
         with self._lock:
-            if not self._settle_locked(job, 'classified' if delivered else 'dropped'):
+            if not self._books.settle(job, 'classified' if delivered else 'dropped'):
                 return
             if delivered:
-                self.consecutive_errors = 0
                 if result.inferences:  # the inference window holds one backend call's time
                     self._inference.add(result.inference_s / result.inferences)
                 self._end_to_end.add(result.end_to_end_s)
@@ -598,47 +729,29 @@ class WorkerPool:
                     self._box_times.append((now, kept))
 
     def _convert_target(self):
-        """Convert ahead: while no worker is idle, the source whose raw frame's turn comes
-        next (sources with nothing converted yet first). With the lock held."""
+        """Convert ahead only while no worker is idle (an idle one converts its own)."""
         if len(self._idle) or not self._running:
             return None
-        return whose_turn(self._sources.values(), frame=lambda s: s.raw,
-                          first=lambda s: s.ready is not None)
+        return self._slots.next_to_convert()
 
     def _convert_ahead(self):
         while True:
             with self._lock:
-                while (source := self._convert_target()) is None:
+                while (job := self._convert_target()) is None:
                     if not self._running:
                         return
                     self._converter_wake.wait()
-                job, source.raw = source.raw, None
-                out = self._spare.pop() if self._spare else None
-            job.spare = job.boxes is None  # (crops of boxes get buffers of their own)
-            prepared = self._prepare(
-                job, out if out is not None else self.classifier.nv12_buffer())
-            if not (prepared and job.spare):
-                job.spare = False
-                if out is not None:
-                    with self._lock:
-                        self._spare.append(out)
-                if not prepared:
-                    continue
+                if job.boxes is None:  # (crops of boxes get buffers of their own)
+                    job.buffer = self._books.buffers.get()
+            if not self._prepare(job, job.buffer):
+                continue                    # settled malformed, its buffer given back
             with self._lock:
-                if job.seq < source.taken or not self._running:
-                    # a worker took a newer frame of this source meanwhile: this one would
-                    # go back in time (or the pool stopped)
-                    self._settle_locked(job, 'dropped')
-                    if job.spare:
-                        self._spare.append(job.nv12)
-                    continue
-                if source.ready is not None:  # an older converted frame nobody took
-                    self._settle_locked(source.ready, 'dropped')
-                    if source.ready.spare:
-                        self._spare.append(source.ready.nv12)
-                source.ready = job
-                self.converted_ahead += 1
-                self._idle.wake_warmest()
+                dropped = [job] if not self._running else self._slots.converted(job)
+                for old in dropped:
+                    self._books.settle(old, 'dropped')
+                if job not in dropped:
+                    self.converted_ahead += 1
+                    self._idle.wake_warmest()
 
     # ---- stats --------------------------------------------------------------------------
     def stats(self, window_s=5.0):
@@ -646,7 +759,7 @@ class WorkerPool:
         now = self.clock()
         with self._lock:
             per_source = {name: SourceStats(**vars(s.stats))
-                          for name, s in self._sources.items()}
+                          for name, s in self._slots.sources.items()}
             inf50, inf99 = self._inference.percentiles(50, 99)
             e2e50, e2e99 = self._end_to_end.percentiles(50, 99)
             since = max(now - window_s, self.started_at or now)
@@ -654,7 +767,7 @@ class WorkerPool:
             out_fps = sum(1 for t in self._done_times if t >= since) / span
             in_fps = sum(1 for t in self._in_times if t >= since) / span
             boxes_ps = sum(n for t, n in self._box_times if t >= since) / span
-            consecutive = self.consecutive_errors
+            consecutive = self._books.consecutive_errors
         totals = SourceStats()
         for s in per_source.values():
             totals.add(s)

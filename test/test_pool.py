@@ -227,7 +227,7 @@ def test_a_result_behind_a_failed_frame_is_published(clf):
     assert (stats.classified, stats.errors, stats.in_flight) == (1, 1, 0)
 
 
-@pytest.mark.parametrize('where', ['postprocess', 'on_result', 'take'])
+@pytest.mark.parametrize('where', ['postprocess', 'on_result', 'thread'])
 def test_a_failure_anywhere_in_a_worker_is_logged_counted_and_the_worker_goes_on(clf, where):
     log = Log()
     results = []
@@ -251,13 +251,13 @@ def test_a_failure_anywhere_in_a_worker_is_logged_counted_and_the_worker_goes_on
             fail_once()
             return real(scores)
         clf.postprocess = postprocess
-    elif where == 'take':
-        real_take = pool._take
+    elif where == 'thread':   # the worker's own loop, outside any frame (its buffer)
+        real = clf.nv12_buffer
 
-        def take(wake):
+        def nv12_buffer():
             fail_once()
-            return real_take(wake)
-        pool._take = take
+            return real()
+        clf.nv12_buffer = nv12_buffer
     pool.start()
     try:
         assert wait_for(lambda: pool.idle_workers == 2)
@@ -270,7 +270,7 @@ def test_a_failure_anywhere_in_a_worker_is_logged_counted_and_the_worker_goes_on
     assert stats['live_workers'] == 2 and stats['converter_alive']
     assert any(f'injected failure in {where}' in e and 'Traceback' in e for e in log.errors), \
         log.errors
-    if where == 'take':  # a bug in the pool itself: no frame involved, all four classified
+    if where == 'thread':  # a bug in the pool itself: no frame involved, all four classified
         assert results == [0, 1, 2, 3] and stats['errors'] == 0
     else:
         assert results == [1, 2, 3] and stats['errors'] == 1

@@ -1,0 +1,145 @@
+"""The pool's rules one part at a time (pool.py), no threads: Order (in order, never back in
+time, one publisher), Slots (newest wins, sources take turns), Books (every frame settled
+once, the buffer given back), IdleWorkers (the warm one first), Buffers."""
+from edge_classifier.pool import Books, Buffers, IdleWorkers, Order, Slots, _Job
+
+
+def job(source, seq):
+    return _Job(source, seq, make_frame=None, meta=seq, t_in=0.0)
+
+
+# ---- Order ----------------------------------------------------------------------------------
+def test_a_result_waits_while_an_older_frame_is_held_then_both_leave_in_order():
+    order = Order()
+    order.hold(1)
+    order.hold(2)
+    assert order.done(2, 'r2') == [] and list(order.outbox) == []   # 1 is still held
+    order.done(1, 'r1')
+    assert list(order.outbox) == ['r1', 'r2'] and order.released == 2
+
+
+def test_a_frame_settled_on_the_way_lets_the_ones_behind_it_out():
+    order = Order()
+    for seq in (1, 2, 3):
+        order.hold(seq)
+    order.done(3, 'r3')
+    order.done(2, 'r2')
+    assert list(order.outbox) == []
+    order.done(1)          # malformed, or a failed inference: no item
+    assert list(order.outbox) == ['r2', 'r3']
+
+
+def test_an_item_older_than_one_let_out_never_leaves():
+    order = Order()
+    order.hold(5)
+    order.done(5, 'r5')
+    assert order.done(4, 'r4') == ['r4']   # never held, older than r5: refused
+    assert list(order.outbox) == ['r5']
+
+
+def test_one_publisher_at_a_time_until_the_outbox_is_empty():
+    order = Order()
+    assert not order.claim()               # nothing to publish
+    order.hold(1)
+    order.done(1, 'r1')
+    assert order.claim() and not order.claim()   # the second caller leaves it to the first
+    order.hold(2)
+    order.done(2, 'r2')                    # arrives while the first publishes
+    assert order.next() == 'r1' and order.next() == 'r2'
+    assert order.next() is None and not order.publishing
+    order.hold(3)
+    order.done(3, 'r3')
+    assert order.claim()                   # a new turn
+
+
+# ---- Slots ----------------------------------------------------------------------------------
+def test_newest_wins_per_source():
+    slots = Slots()
+    cam = slots.source('cam')
+    assert slots.put(job(cam, 1)) is None
+    first = cam.raw
+    assert slots.put(job(cam, 2)) is first           # replaced: to count as dropped
+    assert slots.pending() == 1 and slots.take().seq == 2 and slots.take() is None
+
+
+def test_sources_take_turns_served_longest_ago_first():
+    """Each round both cameras deliver (in either order) and one frame is taken: they
+    alternate, whichever camera's frame came first (the oldest frame first would always
+    serve the same camera when it delivers first)."""
+    slots = Slots()
+    a, b = slots.source('a'), slots.source('b')
+    taken, seq = [], 0
+    for round_ in range(8):
+        for source in ((a, b) if round_ % 2 else (b, a)) if round_ > 1 else (a, b):
+            seq += 1
+            slots.put(job(source, seq))
+        taken.append(slots.take().source.name)
+    assert taken == ['a', 'b'] * 4, taken
+
+
+def test_a_converted_frame_goes_before_the_raw_one_and_a_late_conversion_is_dropped():
+    slots = Slots()
+    cam = slots.source('cam')
+    slots.put(job(cam, 1))
+    converting = slots.next_to_convert()
+    assert converting.seq == 1 and cam.raw is None
+    slots.put(job(cam, 2))
+    assert slots.converted(converting) == []        # waits, converted (older than raw)
+    assert slots.take().seq == 1 and slots.take().seq == 2
+    slots.put(job(cam, 3))
+    late = slots.next_to_convert()
+    slots.put(job(cam, 4))
+    assert slots.take().seq == 4                     # a worker took a newer frame meanwhile
+    assert slots.converted(late) == [late]           # so the late one is dropped
+
+
+def test_clear_empties_every_slot():
+    slots = Slots()
+    a, b = slots.source('a'), slots.source('b')
+    slots.put(job(a, 1))
+    slots.put(job(b, 2))
+    converting = slots.next_to_convert()
+    slots.converted(converting)
+    slots.put(job(a, 3))
+    assert sorted(j.seq for j in slots.clear()) == [1, 2, 3] and slots.pending() == 0
+
+
+# ---- Books, Buffers, IdleWorkers ------------------------------------------------------------
+def test_a_frame_is_settled_once_and_gives_its_buffer_back():
+    made = []
+    buffers = Buffers(lambda: made.append(object()) or made[-1])
+    books = Books(buffers)
+    slots = Slots()
+    cam = slots.source('cam')
+    frame = job(cam, 1)
+    books.receive(cam)
+    frame.buffer = buffers.get()
+    assert cam.stats.in_flight == 1 and cam.stats.balanced()
+    assert books.settle(frame, 'errors', RuntimeError('BPU timeout'))
+    assert not books.settle(frame, 'classified')     # once
+    assert (cam.stats.errors, cam.stats.classified, cam.stats.in_flight) == (1, 0, 0)
+    assert cam.stats.last_error == 'BPU timeout' and books.consecutive_errors == 1
+    assert buffers.get() is made[0] and len(made) == 1   # reused, not made again
+    other = job(cam, 2)
+    books.receive(cam)
+    books.settle(other, 'classified')
+    assert books.consecutive_errors == 0 and cam.stats.balanced()
+
+
+class Wake:
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def notify(self):
+        self.log.append(self.name)
+
+
+def test_the_worker_that_went_idle_last_is_woken_first():
+    woken, idle = [], IdleWorkers()
+    first, second = Wake('first', woken), Wake('second', woken)
+    idle.park(first)
+    idle.park(second)
+    idle.wake_warmest()
+    idle.leave(second)
+    idle.wake_warmest()
+    assert woken == ['second', 'first'] and len(idle) == 1
