@@ -399,7 +399,7 @@ class WorkerPool:
     """
 
     def __init__(self, classifier, workers=None, on_result=None, on_error=None,
-                 clock=time.monotonic, warmup=True, logger=None):
+                 clock=time.monotonic, warmup=True, logger=None, convert_ahead=True):
         self.classifier = classifier
         self.log = logger or log
         self.workers = workers or classifier.cfg.workers
@@ -407,6 +407,7 @@ class WorkerPool:
         self.on_error = on_error or (lambda source, kind, exc: None)
         self.clock = clock
         self.warmup = warmup
+        self.convert_ahead = convert_ahead   # off: no converter thread (the bench measures it)
         self._lock = threading.Lock()     # the one lock: every part below
         self._converter_wake = threading.Condition(self._lock)
         self._slots = Slots()
@@ -436,7 +437,8 @@ class WorkerPool:
             self._running = True
         self.started_at = self.clock()
         targets = [(self._work, f'edge_classifier-worker-{i}') for i in range(self.workers)]
-        targets.append((self._convert_ahead, 'edge_classifier-converter'))
+        if self.convert_ahead:
+            targets.append((self._convert_ahead, 'edge_classifier-converter'))
         for target, name in targets:
             thread = threading.Thread(target=self._guarded, args=(target,), name=name,
                                       daemon=True)
@@ -507,7 +509,8 @@ class WorkerPool:
     def live_threads(self):
         """(live workers, converter alive)."""
         workers = sum(t.is_alive() for t in self._threads if '-worker-' in t.name)
-        converter = any(t.is_alive() for t in self._threads if t.name.endswith('converter'))
+        converter = not self.convert_ahead or any(t.is_alive() for t in self._threads
+                                                  if t.name.endswith('converter'))
         return workers, converter
 
     # ---- settling -----------------------------------------------------------------------

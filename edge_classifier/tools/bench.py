@@ -119,7 +119,7 @@ def bench_bare(clf, workers, seconds, warmup=0.3):
     return {'fps': len(measured) / seconds, 'latency_ms_p50': p50, 'latency_ms_p99': p99}
 
 
-def bench_pipeline(clf, workers, seconds, warmup=0.3, boxes=None):
+def bench_pipeline(clf, workers, seconds, warmup=0.3, boxes=None, convert_ahead=True):
     """The WorkerPool in a closed loop (a result triggers its source's next frame): N + 1
     cameras, so a frame always waits; with `boxes`, one camera with its detector (the
     frame's boxes fan out to the workers)."""
@@ -142,7 +142,7 @@ def bench_pipeline(clf, workers, seconds, warmup=0.3, boxes=None):
             pool.submit(result.source, make_frame, boxes=get_boxes)
 
     get_boxes = None if boxes is None else (lambda: boxes)
-    pool = WorkerPool(clf, workers, on_result=on_result).start()
+    pool = WorkerPool(clf, workers, on_result=on_result, convert_ahead=convert_ahead).start()
     try:
         # one more camera than the workers (a frame always waits), or one with its detector
         for i in range(workers + 1 if boxes is None else 1):
@@ -283,6 +283,8 @@ def main(argv=None):
     parser.add_argument('--stand-in', type=float, metavar='MS',
                         help='instead of the model: a BPU stand-in that takes MS ms per '
                              'inference and no CPU (the board\'s case, on any machine)')
+    parser.add_argument('--no-convert-ahead', action='store_true',
+                        help='the pipeline without its converter thread (what it buys)')
     parser.add_argument('--backend', choices=BACKENDS, default='onnxruntime',
                         help='onnxruntime (any machine), bpu (the board: hobot_dnn and the '
                              'compiled .bin), auto (as the config says)')
@@ -325,7 +327,8 @@ def main(argv=None):
                 bar.set_postfix_str(f'{name}, {workers} workers')
                 for _ in range(args.rounds):  # alternate, so drift on a shared VM hits both
                     bare_rounds.append(bench_bare(clf, workers, args.seconds / args.rounds))
-                    pipe_rounds.append(bench_pipeline(clf, workers, args.seconds / args.rounds))
+                    pipe_rounds.append(bench_pipeline(clf, workers, args.seconds / args.rounds,
+                                                      convert_ahead=not args.no_convert_ahead))
                     bar.update()
                 bare, pipe = _median_round(bare_rounds), _median_round(pipe_rounds)
                 per_workers[workers] = (bare, pipe)
