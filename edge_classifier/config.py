@@ -15,7 +15,7 @@ import dataclasses
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import List
 
@@ -23,50 +23,24 @@ import yaml
 
 from . import resources
 from .errors import ConfigError
-from .params import BY_NAME, MODEL_KEYS
+from .params import BY_NAME, MODEL_KEYS, broken_model_rules
 
 
-def _default(key):
-    value = BY_NAME[key].default
-    return field(default_factory=lambda: list(value)) if isinstance(value, list) else value
+_TYPES = {'str': str, 'int': int, 'float': float, 'bool': bool, 'float[3]': List[float],
+          'str[]': List[str]}
 
 
-@dataclass
-class ModelConfig:
-    """Everything the pipeline needs to know about one model: the model keys of the
-    parameter table (params.py says what each does); the defaults are those of the default
-    model, EfficientNet-Lite0 (config/efficientnet_lite0.yaml)."""
-    model_name: str = _default('model_name')
-    onnx_path: str = _default('onnx_path')
-    bpu_path: str = _default('bpu_path')
-    labels_path: str = _default('labels_path')
-    models_dir: str = _default('models_dir')
-    input_width: int = _default('input_width')
-    input_height: int = _default('input_height')
-    resize_mode: str = _default('resize_mode')
-    resize_short_side: int = _default('resize_short_side')
-    mean: List[float] = _default('mean')
-    std: List[float] = _default('std')
-    channel_order: str = _default('channel_order')
-    num_classes: int = _default('num_classes')
-    softmax: bool = _default('softmax')
-    top_k: int = _default('top_k')
-    score_threshold: float = _default('score_threshold')
-    backend: str = _default('backend')
-    workers: int = _default('workers')
-    ort_intra_op_threads: int = _default('ort_intra_op_threads')
-    ort_adaptive_threads: bool = _default('ort_adaptive_threads')
-    ort_spinning: str = _default('ort_spinning')
-    ort_graph_optimization: str = _default('ort_graph_optimization')
-    bpu_core_id: int = _default('bpu_core_id')
-    bpu_priority: int = _default('bpu_priority')
-    source: str = _default('source')
-    zoo_onnx_url: str = _default('zoo_onnx_url')
-    zoo_bin_url: str = _default('zoo_bin_url')
-    notes: str = _default('notes')
+def _field(key):
+    """The dataclass field of a model key: its type and default from the table's row."""
+    param = BY_NAME[key]
+    value = param.default
+    default = field(default_factory=lambda: list(value)) if isinstance(value, list) \
+        else field(default=value)
+    return key, _TYPES[param.kind], default
 
-    # Not a key: the file this config came from ('' for parameters/defaults).
-    origin: str = field(default='', compare=False, repr=False)
+
+class _ModelConfigMethods:
+    """ModelConfig's behaviour; its fields are the table's model rows (below)."""
 
     # ---- paths -------------------------------------------------------------------------
     def models_directory(self):
@@ -132,8 +106,19 @@ class ModelConfig:
                 if f.name != 'origin'}
 
 
+ModelConfig = dataclasses.make_dataclass(
+    'ModelConfig',
+    [_field(key) for key in MODEL_KEYS]
+    # Not a key: the file this config came from ('' for parameters/defaults).
+    + [('origin', str, field(default='', compare=False, repr=False))],
+    bases=(_ModelConfigMethods,))
+ModelConfig.__module__ = __name__   # (make_dataclass's module= is Python 3.12+)
+ModelConfig.__doc__ = (
+    'Everything the pipeline needs to know about one model: one field per model key of the '
+    'parameter table (params.py: what each does, its type and range), in the table\'s '
+    'order; the defaults are those of the default model, EfficientNet-Lite0 '
+    '(config/efficientnet_lite0.yaml).')
 _FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig) if f.name != 'origin'}
-assert set(_FIELDS) == set(MODEL_KEYS), 'ModelConfig and the parameter table disagree'
 
 
 def check_key(origin, key, value):
@@ -160,24 +145,10 @@ def from_dict(data, origin='parameters'):
 
 
 def _validate(cfg, origin):
-    """The rules between keys (each key's own range and type: params.py)."""
-    def fail(key, message):
+    """The rules between keys (params.broken_model_rules, beside the table): the first one
+    `cfg` breaks, as a ConfigError naming where it came from and the key."""
+    for key, message in broken_model_rules(cfg):
         raise ConfigError(f'{origin}: key {key!r}: {message}')
-
-    for key in ('input_width', 'input_height'):
-        value = getattr(cfg, key)
-        if value % 2:
-            fail(key, f'must be a positive even number (NV12 needs even sizes), got {value}')
-    if cfg.resize_mode == 'resize_crop' and cfg.resize_short_side and \
-            cfg.resize_short_side < max(cfg.input_width, cfg.input_height):
-        fail('resize_short_side', f'{cfg.resize_short_side} is smaller than the input size '
-             f'{cfg.input_width}x{cfg.input_height}; use 0 for "crop the centre square"')
-    if any(s == 0 for s in cfg.std):
-        fail('std', f'must not contain 0, got {cfg.std}')
-    if cfg.top_k > cfg.num_classes:
-        fail('top_k', f'must be between 1 and num_classes ({cfg.num_classes}), got {cfg.top_k}')
-    if not cfg.model_name:
-        fail('model_name', 'must not be empty')
 
 
 def load_config(name_or_path):

@@ -9,7 +9,7 @@ the node with the list of models, and the launch shuts down with it.
 from dataclasses import dataclass
 from typing import Dict, Optional
 
-from .encode import COMPRESSED, ENCODINGS
+from .tools.encode import COMPRESSED, ENCODINGS
 from .errors import ClassifierFailed, LaunchArgumentError
 from .params import BY_NAME
 

@@ -26,64 +26,70 @@ from .ros_main import run_node
 from .wiring.parameters import help_text
 
 
-class ClassifierLifecycleNode(ClassifierParts, LifecycleNode):
+class ClassifierLifecycleNode(LifecycleNode):
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
+        self.parts = None
         self._unusable = None
         try:
-            self._init_parts(managed=True)
+            self.parts = ClassifierParts(self, managed=True)
         except (EdgeClassifierError, ParameterException) as exc:
             # A params file this node cannot take (an unknown key): it stays up and reports
             # it on configure, where a manager sees it; a restart is needed.
             self._unusable = exc
             self.get_logger().error(f'cannot be configured: {exc}')
             return
-        if self.parameters.yaml_error:
-            self.get_logger().warning(f'{self.parameters.yaml_error}; configure will fail '
-                                      f'until it is set right (ros2 param set)')
+        if self.parts.parameters.yaml_error:
+            self.get_logger().warning(f'{self.parts.parameters.yaml_error}; configure will '
+                                      f'fail until it is set right (ros2 param set)')
 
     def _fail(self, step, exc):
         self.get_logger().error(f'{step} failed: {exc}')
         return TransitionCallbackReturn.FAILURE
+
+    def _step(self, step, do):
+        """A transition past configure (so the parts exist): do it, log what it did."""
+        started = time.monotonic()
+        self.parts.log_step(step, started, do())
 
     def on_configure(self, state):
         started = time.monotonic()
         if self._unusable is not None:
             return self._fail('configure', self._unusable)
         try:
-            what = self._configure()
+            what = self.parts.configure()
         except EdgeClassifierError as exc:
             return self._fail('configure', exc)
-        self._log_step('configured', started, what)
+        self.parts.log_step('configured', started, what)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state):
-        started = time.monotonic()
-        what = self.session.activate()
-        self._log_step('activated', started, what)
+        self._step('activated', self.parts.activate)
         return super().on_activate(state)
 
     def on_deactivate(self, state):
-        started = time.monotonic()
-        what = self.session.deactivate()
-        self._log_step('deactivated', started, what)
+        self._step('deactivated', self.parts.deactivate)
         return super().on_deactivate(state)
 
     def on_cleanup(self, state):
-        started = time.monotonic()
-        self._log_step('cleaned up', started, self._teardown())
+        self._step('cleaned up', self.parts.teardown)
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state):
-        started = time.monotonic()
-        self._log_step(f'shut down (from {state.label})', started, self._teardown())
+        if self.parts is not None:
+            self._step(f'shut down (from {state.label})', self.parts.teardown)
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state):
-        started = time.monotonic()
-        self._log_step(f'error handled (from {state.label})', started, self._teardown())
+        if self.parts is not None:
+            self._step(f'error handled (from {state.label})', self.parts.teardown)
         return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self):
+        if self.parts is not None:
+            self.parts.destroy()
+        return super().destroy_node()
 
 
 def main(args=None):

@@ -1,17 +1,20 @@
 """The classifier node: ROS wiring only, composed of small parts (edge_classifier/wiring):
 
     NodeParameters  declares and checks the parameters -> cfg (model), io (topics, QoS, ...)
-    Session         what configure builds and cleanup takes down: the Classifier and its
-                    WorkerPool (pool.py), with
+    Session         what configure builds and cleanup takes down, built whole in one
+                    constructor: the Classifier, then
         Outputs     every publisher, behind one gate (nothing goes out after deactivate)
+        WorkerPool  (pool.py) converts, infers and hands each result to Outputs
         Inputs      the camera subscriptions (reliability auto), handing frames to the pool
-        Diagnostics the /diagnostics status on a timer
+        Diagnostics the /diagnostics status of all of them, on a timer
 
 Frames from the subscriptions go into the pool's latest-frame slots (the callbacks only
 store the message); the pool converts, infers and publishes from its own threads, so the
-executor never blocks on inference and a slow model drops stale frames. ClassifierNode
-configures and activates at construction; the managed node (lifecycle_node.py) does the
-same steps on its transitions. Both end in one teardown, Session.close().
+executor never blocks on inference and a slow model drops stale frames.
+
+Two thin node classes over the same parts (ClassifierParts): ClassifierNode configures and
+activates itself at construction; the managed node (lifecycle_node.py) does the same steps
+on its transitions. Both end in one teardown, Session.close().
 """
 import sys
 import time
@@ -28,63 +31,75 @@ __all__ = ['ClassifierNode', 'ClassifierParts', 'NODE_NAME', 'StartupError', 'ma
 
 
 class ClassifierParts:
-    """What both node classes share: the parameters, the session, one teardown, and a log
-    line per step saying what it did and how long it took."""
+    """What both node classes own: the parameters, the session while configured, one
+    teardown, and a log line per step saying what it did and how long it took."""
 
-    def _init_parts(self, managed=False):
+    def __init__(self, node, managed=False):
+        self.node = node
         self.session = None
-        self.parameters = NodeParameters(self, managed)
-        self.parameters.on_change = self._on_parameters_changed
+        self.parameters = NodeParameters(node, managed, on_change=self._on_parameters_changed)
 
-    def _configure(self):
+    def configure(self):
         """Read the parameters, load the model, make the outputs, start the workers."""
         cfg, io = self.parameters.read()
-        self.session = Session(self, cfg, io, self.parameters)
+        self.session = Session(self.node, cfg, io, self.parameters)
         self.parameters.configured = True
         return self.session.summary()
 
-    def _log_step(self, step, started, what):
+    def activate(self):
+        return self.session.activate()
+
+    def deactivate(self):
+        return self.session.deactivate()
+
+    def log_step(self, step, started, what):
         ms = (time.monotonic() - started) * 1e3
-        self.get_logger().info(f'{step} in {ms:.0f} ms: {what}')
+        self.node.get_logger().info(f'{step} in {ms:.0f} ms: {what}')
 
     def _on_parameters_changed(self, cfg):
         if self.session is not None:
             self.session.apply(cfg)
 
-    def _teardown(self):
+    def teardown(self):
         """The one teardown path: destroy_node, cleanup, shutdown, errors. Returns what it
         did, for the transition's log line."""
         session, self.session = self.session, None
-        if getattr(self, 'parameters', None) is not None:
-            self.parameters.configured = False
+        self.parameters.configured = False
         if session is None:
             return 'nothing was configured'
         return session.close()
 
-    def destroy_node(self):
-        """The node owns its threads: stop them before rclpy destroys the node."""
+    def destroy(self):
+        """Before rclpy destroys the node: stop the threads the node owns."""
+        if self.session is None:
+            return
         started = time.monotonic()
-        what = self._teardown() if getattr(self, 'session', None) is not None else None
-        if what and self.context.ok():  # (after a signal, /rosout is gone: no noise)
-            self._log_step('stopped', started, what)
-        return super().destroy_node()
+        what = self.teardown()
+        if self.node.context.ok():  # (after a signal, /rosout is gone: no noise)
+            self.log_step('stopped', started, what)
 
 
-class ClassifierNode(ClassifierParts, Node):
+class ClassifierNode(Node):
     """The plain node: declared, configured and active from construction on."""
 
     def __init__(self, **kwargs):
         started = time.monotonic()
         super().__init__(NODE_NAME, **kwargs)
-        self._init_parts()
+        self.parts = None                       # (destroy_node may run if the next fails)
+        self.parts = ClassifierParts(self)
         try:
-            what = self._configure()
-            flow = self.session.activate()
+            what = self.parts.configure()
+            flow = self.parts.activate()
         except BaseException:
-            self._teardown()
+            self.parts.teardown()
             raise
-        self._log_step('ready', started, what)
+        self.parts.log_step('ready', started, what)
         self.get_logger().info(flow)
+
+    def destroy_node(self):
+        if self.parts is not None:
+            self.parts.destroy()
+        return super().destroy_node()
 
 
 HELP = ('Classifies camera frames (image_topics, compressed_topics) and publishes the top-k '

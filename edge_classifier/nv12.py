@@ -3,8 +3,8 @@
 NV12: the Y plane (H x W) followed by interleaved U, V pairs at half resolution
 (H/2 x W/2 x 2); H and W even. `bgr_to_nv12` produces exactly the bytes of the RDK model
 zoo's `bgr2nv12_opencv` helper (OpenCV's BGR->I420, BT.601 limited range, chroma of each
-2x2 block from its top-left pixel) without its temporary arrays; `rdk_bgr2nv12` is that
-helper as the RDK documentation gives it, kept as the reference for tests and benchmarks.
+2x2 block from its top-left pixel) without its temporary arrays (the helper itself, as the
+RDK documentation gives it, is the reference for tests and benchmarks: tools/rdk_nv12.py).
 
 `to_nv12(frame, geometry)` crops and resizes in the frame's own pixel format: NV12 and
 YUV422 frames are resized plane by plane, never round-tripped through BGR.
@@ -15,20 +15,6 @@ import cv2
 import numpy as np
 
 from .frames import FrameError
-
-
-def rdk_bgr2nv12(image):
-    """The RDK model zoo's BGR->NV12 helper (bgr2nv12_opencv), verbatim in behaviour."""
-    height, width = image.shape[0], image.shape[1]
-    area = height * width
-    yuv420p = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).reshape((area * 3 // 2,))
-    y = yuv420p[:area]
-    uv_planar = yuv420p[area:].reshape((2, area // 4))
-    uv_packed = uv_planar.transpose((1, 0)).reshape((area // 2,))
-    nv12 = np.zeros_like(yuv420p)
-    nv12[:area] = y
-    nv12[area:] = uv_packed
-    return nv12
 
 
 def nv12_size(width, height):
@@ -61,7 +47,7 @@ def color_to_nv12(image, kind='bgr', out=None):
 
 
 def bgr_to_nv12(bgr, out=None):
-    """Byte-identical to rdk_bgr2nv12(bgr), faster."""
+    """Byte-identical to the RDK helper (tools/rdk_nv12.py), faster."""
     return color_to_nv12(bgr, 'bgr', out)
 
 

@@ -43,6 +43,8 @@ class Param:
     choices: Tuple[str, ...] = ()
     runtime: bool = False          # takes effect while the node runs (else fixed once configured)
     model: bool = False            # a model YAML key: the default comes from the model's YAML
+    above: Optional[float] = None  # a number must be greater than this (a rate: > 0)
+    items: str = 'topic names'     # what a 'str[]' lists
 
     def check(self, value):
         """The value converted to the parameter's type; ValueError says what is wrong."""
@@ -56,7 +58,8 @@ class Param:
             if isinstance(value, bool) or not isinstance(value, allowed):
                 raise ValueError(f'expected {self._expected()}, got {value!r}')
             if (self.low is not None and value < self.low) or \
-                    (self.high is not None and value > self.high):
+                    (self.high is not None and value > self.high) or \
+                    (self.above is not None and value <= self.above):
                 raise ValueError(f'expected {self._expected()}, got {value!r}')
             return float(value) if kind == 'float' else value
         if kind == 'float[3]':
@@ -70,7 +73,7 @@ class Param:
             if isinstance(value, str):
                 value = [value]
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                raise ValueError(f'expected a list of topic names, got {value!r}')
+                raise ValueError(f'expected a list of {self.items}, got {value!r}')
             return [v for v in value if v]
         if value is None:
             value = ''
@@ -95,13 +98,20 @@ class Param:
             return text.lower() == 'true'
         return self.check(text)
 
+    def expected(self):
+        """What a value must be: 'an integer from 1 to 64 threads', 'a list of topic names'."""
+        return self._expected()
+
     def _expected(self):
-        what = _KINDS[self.kind]
+        what = f'a list of {self.items}' if self.kind == 'str[]' else _KINDS[self.kind]
         unit = f' {self.unit}' if self.unit else ''
         if self.low is not None and self.high is not None:
             return f'{what} from {_num(self.low)} to {self._high()}{unit}'
         if self.low is not None:
             return f'{what} >= {_num(self.low)}{unit}'
+        if self.above is not None:
+            return f'{what} of{unit} > {_num(self.above)}' if unit else \
+                f'{what} > {_num(self.above)}'
         return what
 
     def range_text(self):
@@ -110,6 +120,8 @@ class Param:
             return ', '.join(self.choices)
         if self.low is not None and self.high is not None:
             return f'{_num(self.low)}..{self._high()}' + (f' {self.unit}' if self.unit else '')
+        if self.above is not None:
+            return f'> {_num(self.above)}' + (f' {self.unit}' if self.unit else '')
         return ''
 
     def _high(self):
@@ -270,6 +282,33 @@ BY_NAME = {p.name: p for p in TABLE}
 MODEL_KEYS = tuple(p.name for p in TABLE if p.model)
 NODE_PARAMS = TABLE
 RUNTIME_KEYS = tuple(p.name for p in TABLE if p.runtime)
+
+
+def broken_model_rules(cfg):
+    """The rules between model keys (each key's own type and range is its row above), as
+    (key, message) for each rule that `cfg` (an object with the model keys as attributes)
+    breaks. The model YAML, the node's parameters and the tools' overrides all meet them in
+    config.from_dict."""
+    broken = []
+    for key in ('input_width', 'input_height'):
+        value = getattr(cfg, key)
+        if value % 2:
+            broken.append((key, f'must be a positive even number (NV12 needs even sizes), '
+                                f'got {value}'))
+    if cfg.resize_mode == 'resize_crop' and cfg.resize_short_side and \
+            cfg.resize_short_side < max(cfg.input_width, cfg.input_height):
+        broken.append(('resize_short_side',
+                       f'{cfg.resize_short_side} is smaller than the input size '
+                       f'{cfg.input_width}x{cfg.input_height}; use 0 for "crop the centre '
+                       f'square"'))
+    if any(s == 0 for s in cfg.std):
+        broken.append(('std', f'must not contain 0, got {cfg.std}'))
+    if cfg.top_k > cfg.num_classes:
+        broken.append(('top_k', f'must be between 1 and num_classes ({cfg.num_classes}), got '
+                                f'{cfg.top_k}'))
+    if not cfg.model_name:
+        broken.append(('model_name', 'must not be empty'))
+    return broken
 
 
 def markdown_table():

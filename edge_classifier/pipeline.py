@@ -30,7 +30,7 @@ class Classifier:
     the worker pool and the benchmarks all use: convert (frame -> NV12 at the model's
     input size), infer (NV12 -> scores, on whichever backend), postprocess (top-k)."""
 
-    def __init__(self, cfg, backend=None):
+    def __init__(self, cfg, backend=None, box_options=None):
         self.cfg = cfg
         self.geometry = Geometry.from_config(cfg)
         self.backend = create_backend(cfg, backend).load()
@@ -41,7 +41,7 @@ class Classifier:
             self.backend.close()
             raise
         self.settings = Settings.from_config(cfg)
-        self.box_options = BoxOptions()
+        self.box_options = box_options or BoxOptions()
         self._local = threading.local()
 
     @property

@@ -15,7 +15,10 @@ import sys
 import textwrap
 
 import rclpy
-from rclpy.exceptions import ParameterException
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
+                              ParameterException, ParameterUninitializedException)
+from rclpy.parameter import Parameter
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from . import resources
@@ -49,16 +52,6 @@ def _finish():
             uninstall()
         except Exception:  # not installed, or already gone
             pass
-
-
-def node_command(module, params, node_name=None, log_level='warn'):
-    """argv to run `python -m module` as a separate ROS process with -p key:=value."""
-    cmd = [sys.executable, '-m', module, '--ros-args', '--log-level', log_level]
-    if node_name:
-        cmd += ['-r', f'__node:={node_name}']
-    for key, value in params.items():
-        cmd += ['-p', f'{key}:={value}']
-    return cmd
 
 
 def use_large_frame_profile():
@@ -101,6 +94,56 @@ def usage(label, description, params):
         lines.append(f'  {name} (default {default})')
         lines.extend(f'      {line}' for line in textwrap.wrap(text, 80))
     return '\n'.join(lines)
+
+
+def descriptor_of(param, read_only=True, restart_text=None, high=None):
+    """The ROS descriptor of a parameter row (params.Param): its description (what it does,
+    unit, range), its range for tools such as rqt (high: an upper bound that depends on
+    another key), dynamic typing (rate:=30 is as good as rate:=30.0; the row checks)."""
+    ranges = {}
+    high = param.high if high is None else high
+    if param.kind in ('int', 'float') and param.low is not None and high is not None:
+        if param.kind == 'int':
+            ranges['integer_range'] = [IntegerRange(from_value=int(param.low),
+                                                    to_value=int(high), step=1)]
+        else:
+            ranges['floating_point_range'] = [FloatingPointRange(
+                from_value=float(param.low), to_value=float(high), step=0.0)]
+    if param.choices:
+        ranges['additional_constraints'] = 'one of ' + ', '.join(param.choices)
+    return ParameterDescriptor(description=param.describe(restart_text), read_only=read_only,
+                               dynamic_typing=param.default != [], **ranges)
+
+
+def declare_rows(node, rows, error):
+    """Declare the rows (params.Param) on `node`, read-only, and return their values
+    checked by the rows ({name: value}); a bad value raises `error` naming the parameter
+    and what it accepts. Then a typo among -p / --params-file keys is refused. (The tools'
+    nodes: sample_camera, web_view; the classifier's own parameters: wiring/parameters.)"""
+    values = {}
+    for param in rows:
+        empty_list = param.default == []   # rcl cannot type `[]`: a string array, unset
+        try:
+            node.declare_parameter(param.name, Parameter.Type.STRING_ARRAY if empty_list
+                                   else param.default, descriptor_of(param))
+            raw = node.get_parameter(param.name).value
+        except ParameterUninitializedException:
+            raw = None
+        except (InvalidParameterTypeException, InvalidParameterValueException):
+            given = getattr(node, '_parameter_overrides', {}).get(param.name)
+            raise error(f'parameter {param.name}: expected {param.expected()}, got '
+                        f'{getattr(given, "value", None)!r}') from None
+        try:
+            values[param.name] = param.check(raw)
+        except ValueError as exc:
+            raise error(f'parameter {param.name}: {exc}') from None
+    refuse_unknown_parameters(node)
+    return values
+
+
+def row_help(rows):
+    """The parameter rows of a node's --help: name, default, description."""
+    return [(p.name, repr(p.default), p.describe()) for p in rows]
 
 
 def refuse_unknown_parameters(node, ignore=()):

@@ -22,10 +22,7 @@ import threading
 import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, ParameterUninitializedException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
@@ -33,7 +30,8 @@ from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 from .errors import WebViewError
 from .frames import image_msg_to_frame
 from .overlay import frame_to_bgr
-from .ros_main import refuse_unknown_parameters, run_node, usage
+from .params import Param
+from .ros_main import declare_rows, row_help, run_node, usage
 from .webapp import Hub, Server, is_loopback, is_wildcard
 
 NODE_NAME = 'web_view'
@@ -41,27 +39,28 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 MAX_BOXES_SHOWN = 64   # a page lists at most this many boxes of a frame (the overlay has all)
 STATS = ('input_fps', 'classified_fps', 'end_to_end_ms_p50', 'end_to_end_ms_p99', 'model')
-PARAMS = (  # name, default, description, integer range
-    ('host', '127.0.0.1', 'Address the web server binds: 127.0.0.1 = this machine only; '
-                          '0.0.0.0 = every network the robot is on (then the page needs the '
-                          'token).', None),
-    ('port', 8080, 'TCP port of the web server.', (1, 65535)),
-    ('max_clients', 8, 'Browsers served at once; the next one gets a 503 page.', (1, 64)),
-    ('topic', 'classification', 'The classifier\'s output topic (relative: follows the '
-                                'namespace); its overlay is <topic>/overlay.', None),
-    ('detections', 'classified_detections', 'The classifier\'s two-stage output '
-                                            '(Detection2DArray, relative): each box\'s top-1 '
-                                            'is listed beside the overlay of <topic>.', None),
-    ('classifier', 'edge_classifier', 'Name of the classifier node whose /diagnostics '
-                                      'status the page shows (in this namespace).', None),
-    ('jpeg_quality', 80, 'JPEG quality of the streamed overlay.', (10, 100)),
-    ('allowed_hosts', [], 'Further names a browser may reach the web view by (the Host header: '
-                          'a DNS name of the robot, a reverse proxy\'s; "*" = any). The bound '
-                          'address, loopback names, this machine\'s name and any IP address '
-                          'are always allowed; other names get 403 (DNS rebinding).', None),
-    ('token', '', 'The secret a browser must give (?token=... in the URL) when host is beyond '
-                  'the loopback; empty = a random one, logged at startup. Set on the '
-                  'loopback too, it is needed there as well.', None),
+PARAMS = (  # rows of the same kind as the classifier's (params.Param), all read-only
+    Param('host', 'str', '127.0.0.1', 'Address the web server binds: 127.0.0.1 = this machine '
+          'only; 0.0.0.0 = every network the robot is on (then the page needs the token).'),
+    Param('port', 'int', 8080, 'TCP port of the web server.', low=1, high=65535),
+    Param('max_clients', 'int', 8, 'Browsers served at once; the next one gets a 503 page.',
+          low=1, high=64),
+    Param('topic', 'str', 'classification', 'The classifier\'s output topic (relative: '
+          'follows the namespace); its overlay is <topic>/overlay.'),
+    Param('detections', 'str', 'classified_detections', 'The classifier\'s two-stage output '
+          '(Detection2DArray, relative): each box\'s top-1 is listed beside the overlay of '
+          '<topic>.'),
+    Param('classifier', 'str', 'edge_classifier', 'Name of the classifier node whose '
+          '/diagnostics status the page shows (in this namespace).'),
+    Param('jpeg_quality', 'int', 80, 'JPEG quality of the streamed overlay.', low=10,
+          high=100),
+    Param('allowed_hosts', 'str[]', [], 'Further names a browser may reach the web view by '
+          '(the Host header: a DNS name of the robot, a reverse proxy\'s; "*" = any). The '
+          'bound address, loopback names, this machine\'s name and any IP address are always '
+          'allowed; other names get 403 (DNS rebinding).', items='host names'),
+    Param('token', 'str', '', 'The secret a browser must give (?token=... in the URL) when '
+          'host is beyond the loopback; empty = a random one, logged at startup. Set on the '
+          'loopback too, it is needed there as well.'),
 )
 
 
@@ -69,30 +68,7 @@ class WebView(Node):
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        p = {}
-        for name, default, text, bounds in PARAMS:
-            descriptor = ParameterDescriptor(description=text, read_only=True)
-            if bounds:
-                descriptor.integer_range = [IntegerRange(from_value=bounds[0],
-                                                         to_value=bounds[1], step=1)]
-                descriptor.description += f' Range {bounds[0]}..{bounds[1]}.'
-            if default == []:   # rcl cannot type an empty list: declared as a string array
-                try:
-                    value = self.declare_parameter(name, Parameter.Type.STRING_ARRAY,
-                                                   descriptor).value or []
-                except ParameterUninitializedException:
-                    value = []
-                except InvalidParameterTypeException:
-                    raise WebViewError(f'parameter {name}: expected a list of strings, e.g. '
-                                       f'-p {name}:="[robot.lan]"') from None
-                p[name] = list(value)
-                continue
-            value = self.declare_parameter(name, default, descriptor).value
-            if bounds and not (isinstance(value, int) and bounds[0] <= value <= bounds[1]):
-                raise WebViewError(f'parameter {name}: expected an integer from {bounds[0]} '
-                                   f'to {bounds[1]}, got {value!r}')
-            p[name] = value
-        refuse_unknown_parameters(self)
+        p = declare_rows(self, PARAMS, WebViewError)
         self.params = p
         self.topic = self.resolve_topic_name(p['topic'])
         ns = self.get_namespace().rstrip('/')
@@ -230,8 +206,7 @@ def _stamp(header):
 
 def main(args=None):
     return run_node(WebView, NODE_NAME, args, help_text=usage(
-        'web_view', __doc__, [(n, repr(d), t + (f' Range {b[0]}..{b[1]}.' if b else ''))
-                              for n, d, t, b in PARAMS]))
+        'web_view', __doc__, row_help(PARAMS)))
 
 
 if __name__ == '__main__':

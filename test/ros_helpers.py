@@ -22,7 +22,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from edge_classifier.encode import encode_raw
+from edge_classifier.tools.encode import encode_raw
 from edge_classifier.wiring.diagnostics import node_of
 
 from conftest import CAT_CLASSES

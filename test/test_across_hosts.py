@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from edge_classifier.ros_main import node_command
+from edge_classifier.tools import node_command
 from edge_classifier.tools import testhosts
 from edge_classifier.tools.net_bench import Rig, network_profile, stop
 

@@ -14,7 +14,7 @@ import yaml
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification
 
-from edge_classifier.encode import encode_raw
+from edge_classifier.tools.encode import encode_raw
 from edge_classifier.frames import image_msg_to_frame
 from edge_classifier.tools import bag as bagtool
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edge_classifier.boxes import BoxOptions, as_boxes, crop, plan_boxes
-from edge_classifier.encode import RAW_ENCODINGS, encode_raw
+from edge_classifier.tools.encode import RAW_ENCODINGS, encode_raw
 from edge_classifier.frames import image_to_frame
 
 W, H = 640, 480

@@ -11,7 +11,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
 from vision_msgs.msg import Classification
 
-from edge_classifier.encode import encode_compressed
+from edge_classifier.tools.encode import encode_compressed
 from edge_classifier.frames import FrameError, compressed_size, compressed_to_frame
 from edge_classifier.nv12 import Geometry
 

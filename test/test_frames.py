@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_classifier.encode import RAW_ENCODINGS, encode_compressed, encode_raw
+from edge_classifier.tools.encode import RAW_ENCODINGS, encode_compressed, encode_raw
 from edge_classifier.frames import (FrameError, compressed_size, compressed_to_frame,
                                     image_to_frame, read_image)
 from edge_classifier.nv12 import Geometry

@@ -9,7 +9,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Classification, LabelInfo, VisionInfo
 
-from edge_classifier.encode import RAW_ENCODINGS, encode_compressed, encode_raw
+from edge_classifier.tools.encode import RAW_ENCODINGS, encode_compressed, encode_raw
 
 from ros_helpers import (EXPECTED, check, ros_process, send_and_wait, set_param, small, stop,
                          wait_for)

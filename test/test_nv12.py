@@ -3,10 +3,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_classifier.encode import encode_raw
+from edge_classifier.tools.encode import encode_raw
 from edge_classifier.frames import Frame, image_to_frame
 from edge_classifier.nv12 import (BLACK_U, BLACK_V, BLACK_Y, Geometry, bgr_to_nv12,
-                                  color_to_nv12, nv12_size, nv12_to_rgb, rdk_bgr2nv12, to_nv12)
+                                  color_to_nv12, nv12_size, nv12_to_rgb, to_nv12)
+from edge_classifier.tools.rdk_nv12 import rdk_bgr2nv12
 
 
 @pytest.mark.parametrize('h, w', [(2, 2), (224, 224), (480, 640), (300, 450), (1080, 1920),

@@ -9,7 +9,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Classification, LabelInfo
 
-from edge_classifier.encode import RAW_ENCODINGS, encode_compressed, encode_raw
+from edge_classifier.tools.encode import RAW_ENCODINGS, encode_compressed, encode_raw
 from edge_classifier.frames import image_to_frame
 from edge_classifier.overlay import draw, frame_to_bgr
 from edge_classifier.postprocess import Hypothesis

@@ -9,7 +9,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Classification
 
-from edge_classifier.encode import encode_compressed
+from edge_classifier.tools.encode import encode_compressed
 
 from ros_helpers import (Diagnostics, RELIABLE, good_image, node_on_fake_bpu, proc_status_kib,
                          ros_process, stop, wait_for)

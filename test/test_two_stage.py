@@ -14,7 +14,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray
 
-from edge_classifier.encode import encode_raw
+from edge_classifier.tools.encode import encode_raw
 from edge_classifier.tools.sample_camera import load_frames, mosaic
 
 from ros_helpers import Diagnostics, ros_process, small, stop, wait_for

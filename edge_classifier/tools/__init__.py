@@ -27,3 +27,13 @@ def spawn(argv, **kwargs):
     if _PRCTL is not None:
         kwargs.setdefault('preexec_fn', _die_with_parent)
     return subprocess.Popen(argv, **kwargs)
+
+
+def node_command(module, params, node_name=None, log_level='warn'):
+    """argv to run `python -m module` as a separate ROS process with -p key:=value."""
+    cmd = [sys.executable, '-m', module, '--ros-args', '--log-level', log_level]
+    if node_name:
+        cmd += ['-r', f'__node:={node_name}']
+    for key, value in params.items():
+        cmd += ['-p', f'{key}:={value}']
+    return cmd

@@ -40,7 +40,7 @@ import numpy as np
 from .. import resources
 from ..boxes import boxes_of
 from ..config import load_config
-from ..encode import ENCODINGS
+from .encode import ENCODINGS
 from ..errors import BagError, Parser, cli
 from ..frames import compressed_msg_to_frame, image_msg_to_frame
 from ..pairing import header_key
@@ -601,7 +601,7 @@ def write_sample_bag(path, storage='mcap', encoding='bgr8', frames=12, rate=10.0
     Returns [(stamp_ns, frame_id or tile names)] of the images written."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from ..encode import COMPRESSED as COMPRESSED_ENCODINGS, encode_compressed, encode_raw
+    from .encode import COMPRESSED as COMPRESSED_ENCODINGS, encode_compressed, encode_raw
     from .sample_camera import load_frames, mosaic
     store = typestore()
     t = store.types

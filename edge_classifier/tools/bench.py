@@ -37,10 +37,11 @@ from tqdm import tqdm
 from .. import resources
 from ..config import load_config
 from ..params import BACKENDS
-from ..encode import encode_raw
+from .encode import encode_raw
 from ..errors import EdgeClassifierError, Parser, cli
 from ..frames import image_to_frame
-from ..nv12 import Geometry, bgr_to_nv12, rdk_bgr2nv12, to_nv12
+from ..nv12 import Geometry, bgr_to_nv12, to_nv12
+from .rdk_nv12 import rdk_bgr2nv12
 from ..boxes import crop
 from ..pipeline import Classifier
 from ..pool import WorkerPool

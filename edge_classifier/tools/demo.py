@@ -20,8 +20,7 @@ from rclpy.executors import ExternalShutdownException
 
 from .. import resources
 from ..errors import Parser
-from ..ros_main import node_command
-from . import spawn
+from . import node_command, spawn
 from .echo import Echo, _name
 
 

@@ -29,8 +29,7 @@ import numpy as np
 
 from .. import resources
 from ..errors import EdgeClassifierError, Parser, cli
-from ..ros_main import node_command
-from . import spawn
+from . import node_command, spawn
 
 VGA, HD = (640, 480), (1920, 1080)
 CASES = {  # name: label, settings (two hosts, the shipped profile, 640x480 bgr8 unless said)

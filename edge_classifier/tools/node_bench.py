@@ -47,9 +47,8 @@ from vision_msgs.msg import Classification
 from .. import resources
 from ..config import load_config
 from ..errors import EdgeClassifierError, Parser, cli
-from ..ros_main import node_command
+from . import node_command, spawn
 from ..wiring.diagnostics import BOOKS_KEY, node_of
-from . import spawn
 
 FLOOD_HZ = 300.0
 CASES = ('floor', 'stand-in', 'naive', 'classifier_node')

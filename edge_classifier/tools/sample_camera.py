@@ -35,7 +35,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -43,33 +42,37 @@ from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray
 
 from .. import resources
-from ..encode import COMPRESSED, ENCODINGS, encode_compressed, encode_raw
+from .encode import COMPRESSED, ENCODINGS, encode_compressed, encode_raw
 from ..errors import CameraError
 from ..frames import IMAGE_SUFFIXES
-from ..ros_main import refuse_unknown_parameters, run_node, usage
+from ..params import Param
+from ..ros_main import declare_rows, row_help, run_node, usage
 
 
-PARAMS = (  # name, default, description
-    ('source', '', "What to play: '' = the bundled sample photos; a folder of images, an "
-                   'image or video file, or a rosbag2 bag directory.'),
-    ('topic', 'image_raw', 'Image topic (relative); compressed encodings publish on '
-                           '<topic>/compressed.'),
-    ('encoding', 'bgr8', 'Encoding of the published frames: ' + ', '.join(ENCODINGS) + '.'),
-    ('rate', 2.0, 'Frames per second (photos, a folder, a video).'),
-    ('width', 0, 'Frame width in pixels; 0 = the photo\'s own.'),
-    ('height', 0, 'Frame height in pixels; 0 = the photo\'s own.'),
-    ('frame_id', 'camera_optical_frame', 'header.frame_id of every frame.'),
-    ('frame_id_from_file', False, 'header.frame_id = the photo\'s file name stem instead.'),
-    ('count', 0, 'Frames to publish, then stop; 0 = forever.'),
-    ('reliability', 'reliable', 'Publisher QoS: reliable (like most camera drivers) or '
-                                'best_effort.'),
-    ('detections_topic', '', 'Also be a stand-in detector: 2x2 mosaics, their tiles as a '
-                             'Detection2DArray on this topic.'),
-    ('mosaic', 2, 'Tiles per side of the stand-in detector\'s mosaics (1..8).'),
-    ('bag_topic', '', "A bag's image topic to replay; '' = its first."),
-    ('stamps', 'original', 'A bag\'s header stamps: original (as recorded, like ros2 bag '
-                           'play) or now.'),
-    ('loop', True, 'Play a bag again from the start at its end (false: once).'),
+PARAMS = (  # rows of the same kind as the classifier's (params.Param), all read-only
+    Param('source', 'str', '', "What to play: '' = the bundled sample photos; a folder of "
+          'images, an image or video file, or a rosbag2 bag directory.'),
+    Param('topic', 'str', 'image_raw', 'Image topic (relative); compressed encodings publish '
+          'on <topic>/compressed.'),
+    Param('encoding', 'str', 'bgr8', 'Encoding of the published frames.', choices=ENCODINGS),
+    Param('rate', 'float', 2.0, 'Frames per second (photos, a folder, a video).', above=0,
+          unit='Hz'),
+    Param('width', 'int', 0, 'Frame width in pixels; 0 = the photo\'s own.', low=0),
+    Param('height', 'int', 0, 'Frame height in pixels; 0 = the photo\'s own.', low=0),
+    Param('frame_id', 'str', 'camera_optical_frame', 'header.frame_id of every frame.'),
+    Param('frame_id_from_file', 'bool', False, 'header.frame_id = the photo\'s file name stem '
+          'instead.'),
+    Param('count', 'int', 0, 'Frames to publish, then stop; 0 = forever.', low=0),
+    Param('reliability', 'str', 'reliable', 'Publisher QoS: reliable (like most camera '
+          'drivers) or best_effort.', choices=('reliable', 'best_effort')),
+    Param('detections_topic', 'str', '', 'Also be a stand-in detector: mosaics of the photos, '
+          'their tiles as a Detection2DArray on this topic.'),
+    Param('mosaic', 'int', 2, 'Tiles per side of the stand-in detector\'s mosaics.', low=1,
+          high=8, unit='tiles per side'),
+    Param('bag_topic', 'str', '', "A bag's image topic to replay; '' = its first."),
+    Param('stamps', 'str', 'original', 'A bag\'s header stamps: original (as recorded, like '
+          'ros2 bag play) or now.', choices=('original', 'now')),
+    Param('loop', 'bool', True, 'Play a bag again from the start at its end (false: once).'),
 )
 SUBSCRIBER_WAIT = 10.0   # s a bag's replay waits for a first subscriber before it starts
 
@@ -157,31 +160,7 @@ class SampleCamera(Node):
 
     def __init__(self, **kwargs):
         super().__init__('sample_camera', **kwargs)
-        # dynamic typing: rate:=30 (an integer) is as good as rate:=30.0
-        p = {name: self.declare_parameter(name, default, ParameterDescriptor(
-            description=text, dynamic_typing=True)).value for name, default, text in PARAMS}
-        refuse_unknown_parameters(self)
-        if p['encoding'] not in ENCODINGS:
-            raise CameraError(f'parameter encoding: {p["encoding"]!r} is not one of '
-                              + ', '.join(ENCODINGS))
-        rate = p['rate']
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
-            raise CameraError(f'parameter rate: expected a number of Hz > 0, got {rate!r}')
-        p['rate'] = float(rate)
-        for key in ('width', 'height', 'count'):
-            if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 0:
-                raise CameraError(f'parameter {key}: expected an integer >= 0, got {p[key]!r}')
-        if p['reliability'] not in ('reliable', 'best_effort'):
-            raise CameraError(f'parameter reliability: {p["reliability"]!r} is not one of '
-                              f'reliable, best_effort')
-        if isinstance(p['mosaic'], bool) or not isinstance(p['mosaic'], int) or \
-                not 1 <= p['mosaic'] <= 8:
-            raise CameraError(f'parameter mosaic: expected 1 to 8 tiles per side, got '
-                              f'{p["mosaic"]!r}')
-        if not isinstance(p['loop'], bool):
-            raise CameraError(f'parameter loop: expected true or false, got {p["loop"]!r}')
-        if p['stamps'] not in ('original', 'now'):
-            raise CameraError(f'parameter stamps: {p["stamps"]!r} is not one of original, now')
+        p = declare_rows(self, PARAMS, CameraError)   # rate:=30 is as good as rate:=30.0
         self.params = p
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE
                          if p['reliability'] == 'reliable' else ReliabilityPolicy.BEST_EFFORT)
@@ -343,8 +322,7 @@ class SampleCamera(Node):
 
 def main(args=None):
     return run_node(SampleCamera, 'sample_camera', args, large_frames=True,
-                    help_text=usage('sample_camera', __doc__,
-                                    [(n, repr(d), t) for n, d, t in PARAMS]))
+                    help_text=usage('sample_camera', __doc__, row_help(PARAMS)))
 
 
 if __name__ == '__main__':

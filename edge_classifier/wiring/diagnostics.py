@@ -37,12 +37,18 @@ def status_level(stats, untrained, overlay_alive=True):
 
 
 class Diagnostics:
-    """A timer (started by start(), on activate) publishing the status through `publish`."""
+    """A timer (started by start(), on activate) publishing the status of the parts it is
+    given: the classifier, the pool's stats, the overlay thread, the inputs (reliability,
+    pairing), through `publish`."""
 
-    def __init__(self, node, period, session):
+    def __init__(self, node, period, classifier, pool, overlay_worker, inputs, publish):
         self.node = node
         self.period = period
-        self.session = session
+        self.classifier = classifier
+        self.pool = pool
+        self.overlay_worker = overlay_worker
+        self.inputs = inputs
+        self.publish = publish
         self._timer = None
 
     def start(self):
@@ -55,13 +61,12 @@ class Diagnostics:
             self._timer = None
 
     def _publish(self):
-        self.session.outputs.publish_diagnostics(self.status())
+        self.publish(self.status())
 
     def status(self):
-        session = self.session
-        classifier, backend = session.classifier, session.classifier.backend
-        s = session.pool.stats()
-        overlay = session.outputs.overlay_worker
+        classifier, backend = self.classifier, self.classifier.backend
+        s = self.pool.stats()
+        overlay = self.overlay_worker
         status = DiagnosticStatus()
         status.name = f'{self.node.get_fully_qualified_name()}: classifier'
         status.hardware_id = backend.name
@@ -76,9 +81,9 @@ class Diagnostics:
                            f'{value:.2f}' if isinstance(value, float) else str(value)))
         values.append(('overlays', f'{overlay.drawn} drawn, {overlay.dropped} dropped (only '
                                    f'while classification/overlay is watched)'))
-        for topic, reliability in session.inputs.reliabilities().items():
+        for topic, reliability in self.inputs.reliabilities().items():
             values.append((f'{topic}: reliability', reliability))
-        pairing = session.inputs.pairing
+        pairing = self.inputs.pairing
         if pairing is not None:
             values.append(('boxes_per_s', f'{s["boxes_per_s"]:.1f}'))
             values.append(('boxes', str(s['boxes'])))

@@ -14,6 +14,13 @@ from ..boxes import boxes_of
 from ..pairing import Pairing, header_key
 
 
+def camera_topics(node, io):
+    """The resolved camera topics, raw then compressed (the order Inputs subscribes in):
+    what the outputs name their per-source topics after, known before any subscription."""
+    return [node.resolve_topic_name(topic)
+            for topic in (*io['image_topics'], *io['compressed_topics'])]
+
+
 class DetectionBoxes:
     """The pool's `boxes` for one Detection2DArray: called on a worker (10,000 boxes are
     read off the executor's thread); keeps the message for the output array."""

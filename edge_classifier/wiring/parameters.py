@@ -11,8 +11,7 @@ A model key the user did not set takes its value from the model YAML that `model
 read again on every configure. An error names where the bad value came from: the YAML
 file, -p / --params-file, or `ros2 param set`.
 """
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                SetParametersResult)
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterValueException, ParameterUninitializedException
 from rclpy.parameter import Parameter
 
@@ -20,7 +19,7 @@ from .. import config as model_config
 from ..config import ConfigError
 from ..errors import StartupError
 from ..params import BY_NAME, INT_MAX, MODEL_KEYS, NODE_PARAMS, RUNTIME_KEYS
-from ..ros_main import refuse_unknown_parameters
+from ..ros_main import descriptor_of, refuse_unknown_parameters
 
 READ_ONLY = 'Read-only: fixed at startup; restart the node to change it.'
 MANAGED = ('Fixed while the node is configured: deactivate and clean it up, set this, '
@@ -37,12 +36,12 @@ class NodeParameters:
     config is in use.
     """
 
-    def __init__(self, node, managed=False):
+    def __init__(self, node, managed=False, on_change=None):
         self.node = node
         self.managed = managed
         self.configured = False
         self.cfg = None
-        self.on_change = None
+        self.on_change = on_change or (lambda cfg: None)
         self._refreshing = False
         self._errors = {}                    # name -> a bad startup value, reported on read()
         self.user_set = {name for name in self._overrides() if name in BY_NAME}
@@ -85,22 +84,11 @@ class NodeParameters:
         if param.model and self.yaml is not None:
             default = getattr(self.yaml, param.name)
         read_only = not self.managed and not param.runtime
-        ranges = {}
-        if param.kind in ('int', 'float') and param.low is not None:
-            high = param.high
-            if param.name == 'top_k':
-                high = self.yaml.num_classes if self.yaml is not None else INT_MAX
-            if param.kind == 'int':
-                ranges['integer_range'] = [IntegerRange(from_value=int(param.low),
-                                                        to_value=int(high), step=1)]
-            else:
-                ranges['floating_point_range'] = [FloatingPointRange(
-                    from_value=float(param.low), to_value=float(high), step=0.0)]
-        if param.choices:
-            ranges['additional_constraints'] = 'one of ' + ', '.join(param.choices)
-        descriptor = ParameterDescriptor(
-            description=param.describe(MANAGED if self.managed else READ_ONLY),
-            read_only=read_only, dynamic_typing=default != [], **ranges)
+        high = None
+        if param.name == 'top_k':   # the range's top depends on the model
+            high = self.yaml.num_classes if self.yaml is not None else INT_MAX
+        descriptor = descriptor_of(param, read_only, MANAGED if self.managed else READ_ONLY,
+                                   high)
         value = Parameter.Type.STRING_ARRAY if default == [] else default
         try:
             self.node.declare_parameter(param.name, value, descriptor)
@@ -233,8 +221,7 @@ class NodeParameters:
             self._errors.pop(name, None)
         if updated is not None:
             self.cfg = updated
-            if self.on_change is not None:
-                self.on_change(updated)
+            self.on_change(updated)
             self.node.get_logger().info(f'now top_k={updated.top_k}, '
                                         f'score_threshold={updated.score_threshold}')
         return SetParametersResult(successful=True)

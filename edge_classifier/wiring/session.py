@@ -5,7 +5,7 @@ from ..boxes import BoxOptions
 from ..pipeline import Classifier, Settings
 from ..pool import WorkerPool
 from .diagnostics import Diagnostics
-from .inputs import Inputs
+from .inputs import Inputs, camera_topics
 from .outputs import Outputs
 
 
@@ -14,29 +14,35 @@ class Session:
     Each step returns one line saying what it did (the node logs it with its duration)."""
 
     def __init__(self, node, cfg, io, parameters):
+        """Built whole, in the order a frame flows backwards: the model, the outputs, the
+        pool that publishes into them, the inputs that feed the pool, the diagnostics that
+        watch all of them. Nothing is wired afterwards; a failure takes down what was
+        built."""
         self.node = node
         self.cfg = cfg
         self.io = io
         self.active = False
         self.pool = self.outputs = self.inputs = self.diagnostics = None
-        self.classifier = Classifier(cfg)   # a BackendError/LabelsError says what and the fix
+        # a BackendError/LabelsError says what and the fix
+        self.classifier = Classifier(cfg, box_options=BoxOptions(
+            io['box_expand'], io['box_square'], io['min_box_size'], io['max_detections']))
         try:
             backend = self.classifier.backend
             log = node.get_logger()
             if self.classifier.untrained:
                 log.error(f'MODEL HAS UNTRAINED (RANDOM) WEIGHTS: {backend.describe()}. Its '
                           f'classes are meaningless; use it for speed measurements only.')
-            self.classifier.box_options = BoxOptions(
-                io['box_expand'], io['box_square'], io['min_box_size'], io['max_detections'])
             parameters.publish_class_names(
                 self.classifier.labels or [str(i) for i in range(cfg.num_classes)])
-            self.pool = WorkerPool(self.classifier, cfg.workers, on_error=self._on_frame_error,
-                                   logger=log)
-            self.inputs = Inputs(node, io, self.classifier.geometry, self.pool.submit)
-            self.outputs = Outputs(node, io, self.inputs.topics,
+            self.outputs = Outputs(node, io, camera_topics(node, io),
                                    f'{cfg.model_name} ({backend.name})')
-            self.pool.on_result = self.outputs.publish_result
-            self.diagnostics = Diagnostics(node, io['diagnostics_period'], self)
+            self.pool = WorkerPool(self.classifier, cfg.workers,
+                                   on_result=self.outputs.publish_result,
+                                   on_error=self._on_frame_error, logger=log)
+            self.inputs = Inputs(node, io, self.classifier.geometry, self.pool.submit)
+            self.diagnostics = Diagnostics(node, io['diagnostics_period'], self.classifier,
+                                           self.pool, self.outputs.overlay_worker,
+                                           self.inputs, self.outputs.publish_diagnostics)
             self.pool.start()
         except BaseException:
             self.close()

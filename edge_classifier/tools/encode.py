@@ -1,5 +1,6 @@
 """BGR images to sensor_msgs/Image and CompressedImage payloads, in every encoding the
-node reads: what the sample camera publishes and what the tests round-trip. Message-free:
+node reads: what the sample camera, the bag tool and the benchmarks publish and the tests
+round-trip (development tooling: the node itself only decodes, frames.py). Message-free:
 returns the fields; the caller fills a message.
 """
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .nv12 import bgr_to_nv12
+from ..nv12 import bgr_to_nv12
 
 RAW_ENCODINGS = ('bgr8', 'rgb8', 'bgra8', 'rgba8', 'mono8', 'yuv422_yuy2', 'uyvy', 'nv12')
 COMPRESSED = ('jpeg', 'png')
