@@ -56,9 +56,9 @@ class ClassifierParts:
         ms = (time.monotonic() - started) * 1e3
         self.node.get_logger().info(f'{step} in {ms:.0f} ms: {what}')
 
-    def _on_parameters_changed(self, cfg):
+    def _on_parameters_changed(self, cfg, io):
         if self.session is not None:
-            self.session.apply(cfg)
+            self.session.apply(cfg, io)
 
     def teardown(self):
         """The one teardown path: destroy_node, cleanup, shutdown, errors. Returns what it

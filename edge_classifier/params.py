@@ -180,6 +180,17 @@ TABLE = (
       'px'),
     P('diagnostics_period', 'float', 1.0, 'Time between /diagnostics messages.', 0.01, 3600.0,
       's'),
+    # ---- what is classified, and how often (all at run time) -------------------------
+    P('max_rate', 'float', 0.0, 'Classify at most this many frames a second per camera (a '
+      'CPU or BPU shared with navigation, SLAM, a detector); the frames in between are not '
+      'decoded or inferred, counted throttled in /diagnostics. 0 = every frame.', 0.0,
+      1000.0, 'Hz', runtime=True),
+    P('classes', 'str[]', [], 'The classes a result may hold, by name (labels_path) or class '
+      'id; top-k is taken among them. Empty = all. LabelInfo stays the model\'s whole label '
+      'map.', runtime=True, items='class names or ids'),
+    P('class_thresholds', 'str[]', [], 'Per-class minimum scores on top of score_threshold, '
+      'as "name_or_id:score" (e.g. "espresso:0.6", "967:0.6"): a class scoring below its own '
+      'is left out.', runtime=True, items='"name_or_id:score" entries'),
     # ---- the two-stage pipeline: a detector's boxes ----------------------------------
     P('detection_topics', 'str[]', [],
       'vision_msgs/Detection2DArray topics, one per entry of image_topics in the same order: '

@@ -5,13 +5,14 @@ the worker pool (pool.py) runs on its threads.
 """
 import threading
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from .backends import create_backend
 from .boxes import BoxOptions, crop, plan_boxes
 from .nv12 import Geometry, chroma_align, nv12_size, to_nv12
-from .postprocess import load_labels, top_k
+from .postprocess import ClassFilter, load_labels, top_k
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,11 @@ class Settings:
     """What may change at run time, swapped as one object: a frame sees all of it or none."""
     top_k: int
     score_threshold: float
+    class_filter: Optional[ClassFilter] = None
 
     @classmethod
-    def from_config(cls, cfg):
-        return cls(cfg.top_k, cfg.score_threshold)
+    def from_config(cls, cfg, class_filter=None):
+        return cls(cfg.top_k, cfg.score_threshold, class_filter)
 
 
 class Classifier:
@@ -30,19 +32,28 @@ class Classifier:
     the worker pool and the benchmarks all use: convert (frame -> NV12 at the model's
     input size), infer (NV12 -> scores, on whichever backend), postprocess (top-k)."""
 
-    def __init__(self, cfg, backend=None, box_options=None):
+    def __init__(self, cfg, backend=None, box_options=None, classes=(), class_thresholds=()):
         self.cfg = cfg
         self.geometry = Geometry.from_config(cfg)
         self.backend = create_backend(cfg, backend).load()
         try:
             self.labels = (load_labels(cfg.resolve(cfg.labels_path), cfg.num_classes)
                            if cfg.labels_path else None)
+            self.settings = self.settings_for(cfg, classes, class_thresholds)
         except Exception:
             self.backend.close()
             raise
-        self.settings = Settings.from_config(cfg)
         self.box_options = box_options or BoxOptions()
         self._local = threading.local()
+
+    def settings_for(self, cfg, classes=(), class_thresholds=()):
+        """Settings for `cfg`'s top_k and score_threshold and a class filter (names or ids,
+        "name_or_id:score"); a ConfigError names a class the labels do not have."""
+        class_filter = None
+        if classes or class_thresholds:
+            class_filter = ClassFilter.parse(classes, class_thresholds, self.labels,
+                                             cfg.num_classes)
+        return Settings.from_config(cfg, class_filter)
 
     @property
     def untrained(self):
@@ -73,7 +84,7 @@ class Classifier:
         settings = self.settings  # read once: a concurrent update is never half-applied
         return top_k(scores, settings.top_k if k is None else k,
                      settings.score_threshold if threshold is None else threshold,
-                     self.labels, self.cfg.softmax)
+                     self.labels, self.cfg.softmax, settings.class_filter)
 
     def classify(self, frame):
         """Frame -> NV12 -> backend -> top-k, synchronously (this thread's buffer)."""

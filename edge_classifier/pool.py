@@ -21,6 +21,9 @@ logger, so they reach /rosout).
 
 Each rule has one home, and all of them live under the pool's one lock:
 
+  a rate budget        RateBudget, one per source: at most max_rate frames a second are
+                       taken in (decided in submit, before decode); the others are
+                       counted throttled
   newest wins          Slots.put, Slots.converted: one frame waits per source (and one
                        converted ahead); a newer one replaces it, counted dropped
   sources take turns   Slots.take: the source served longest ago goes first, whatever the
@@ -34,7 +37,7 @@ Each rule has one home, and all of them live under the pool's one lock:
   back in time         older frame of its source is held by a worker, in frame order, and
                        one thread at a time publishes a source's results
   every frame counted  Books.settle: per source, received = classified + dropped +
-                       malformed + errors + in_flight, each frame settled once
+                       malformed + errors + throttled + in_flight, each frame settled once
   no silent death      WorkerPool._guarded: an exception that escapes a thread's loop (a
                        bug in the pool) is logged with its traceback; the loop goes on
 
@@ -58,7 +61,7 @@ from .postprocess import Hypothesis
 
 log = logging.getLogger('edge_classifier')
 
-OUTCOMES = ('classified', 'dropped', 'malformed', 'errors')
+OUTCOMES = ('classified', 'dropped', 'malformed', 'errors', 'throttled')
 
 
 @dataclass
@@ -75,16 +78,20 @@ class Result:
     boxes: Optional[List[Optional[List[Hypothesis]]]] = None   # per box its top-k (None:
     plan: Any = None                # skipped) and the BoxPlan (boxes.py): where each was cut
     inferences: int = 1             # backend calls this frame took
+    convert_s: float = 0.0          # decode + conversion to NV12 (all crops, with boxes)
+    t_inferred: float = 0.0         # clock() when its (last) inference ended
 
 
 @dataclass
 class SourceStats:
-    """One source's books: received = classified + dropped + malformed + errors + in_flight."""
+    """One source's books: received = classified + dropped + malformed + errors +
+    throttled + in_flight."""
     received: int = 0
     classified: int = 0
     dropped: int = 0
     malformed: int = 0
     errors: int = 0
+    throttled: int = 0              # left out by the rate budget (max_rate), never decoded
     in_flight: int = 0
     boxes: int = 0                  # boxes classified (frames with boxes; not in the sum)
     boxes_skipped: int = 0          # boxes left out (invalid, outside, small, over the limit)
@@ -92,7 +99,7 @@ class SourceStats:
 
     def balanced(self):
         return self.received == (self.classified + self.dropped + self.malformed +
-                                 self.errors + self.in_flight)
+                                 self.errors + self.throttled + self.in_flight)
 
     def add(self, other):
         for f in fields(self):
@@ -101,6 +108,32 @@ class SourceStats:
 
 
 # ---- the parts, each one rule (used with the pool's lock held) ------------------------------
+class RateBudget:
+    """At most `rate` frames a second from one source (0: every frame). Pure.
+
+    A frame is taken in once its due time has come; each one taken moves the due time on
+    by one period from the last due time (not from the frame's arrival), so a 30 Hz
+    camera at 5 Hz gives exactly every sixth frame, 5 a second, not 30/7. A frame up to a
+    twentieth of a period early counts as on time (a camera's jitter); after a pause longer
+    than a period the budget starts again from the next frame (no burst to catch up)."""
+    EARLY = 0.05
+
+    def __init__(self):
+        self.due = None
+
+    def admit(self, now, rate):
+        if rate <= 0:
+            self.due = None
+            return True
+        period = 1.0 / rate
+        if self.due is not None and now < self.due - self.EARLY * period:
+            return False
+        if self.due is None or now - self.due > period:
+            self.due = now
+        self.due += period
+        return True
+
+
 class Order:
     """In order, never back in time, for one source. Pure: the pool's lock guards it.
 
@@ -162,6 +195,7 @@ class _Source:
         self.served = 0          # the turn at which a worker last took one of its frames
         self.taken = 0           # seq of the newest frame a worker took
         self.order = Order()
+        self.budget = RateBudget()
 
 
 def whose_turn(sources, frame, first=lambda source: False):
@@ -339,6 +373,7 @@ class _Job:
     nv12: Any = None              # its NV12; with boxes, a list of one buffer per kept box
     plan: Any = None
     buffer: Any = None            # the Buffers buffer it holds (converted ahead)
+    convert_s: float = 0.0        # decode + conversion
     settled: bool = False
 
     def run(self, pool, own):
@@ -399,7 +434,8 @@ class WorkerPool:
     """
 
     def __init__(self, classifier, workers=None, on_result=None, on_error=None,
-                 clock=time.monotonic, warmup=True, logger=None, convert_ahead=True):
+                 clock=time.monotonic, warmup=True, logger=None, convert_ahead=True,
+                 max_rate=0.0):
         self.classifier = classifier
         self.log = logger or log
         self.workers = workers or classifier.cfg.workers
@@ -408,6 +444,7 @@ class WorkerPool:
         self.clock = clock
         self.warmup = warmup
         self.convert_ahead = convert_ahead   # off: no converter thread (the bench measures it)
+        self.max_rate = max_rate             # frames a second per source; 0 = all (run time)
         self._lock = threading.Lock()     # the one lock: every part below
         self._converter_wake = threading.Condition(self._lock)
         self._slots = Slots()
@@ -418,6 +455,8 @@ class WorkerPool:
         self._running = False
         self._threads = []
         self._inference = _Window()
+        self._convert = _Window()         # decode + convert, per frame
+        self._publish_time = _Window()    # post-process + publish, per frame
         self._end_to_end = _Window()
         self._done_times = collections.deque(maxlen=4000)
         self._in_times = collections.deque(maxlen=4000)
@@ -488,6 +527,9 @@ class WorkerPool:
             job = _Job(state, self._seq, make_frame, meta, now, boxes)
             if not self._running:  # stopped: nothing will take it
                 self._books.settle(job, 'dropped')
+                return
+            if not state.budget.admit(now, self.max_rate):
+                self._books.settle(job, 'throttled')
                 return
             replaced = self._slots.put(job)
             if replaced is not None:
@@ -597,12 +639,15 @@ class WorkerPool:
     def _prepare(self, job, out):
         """Decode and convert (into `out`: a whole frame); False when the frame is
         malformed (then settled)."""
+        t0 = self.clock()
         try:
             job.frame = job.make_frame()
             if job.boxes is None:
                 job.nv12 = self.classifier.convert(job.frame, out=out)
+                job.convert_s = self.clock() - t0
                 return True
             job.plan, job.nv12 = self.classifier.convert_boxes(job.frame, job.boxes())
+            job.convert_s = self.clock() - t0
             with self._lock:
                 job.source.stats.boxes_skipped += job.plan.total_skipped
             return True
@@ -629,15 +674,16 @@ class WorkerPool:
                 return self._finish(job, None)
             t1 = self.clock()
             hypotheses = self.classifier.postprocess(scores)
-            result = self._result(job, hypotheses, t1 - t0)
+            result = self._result(job, hypotheses, t1 - t0, t1)
         except Exception as exc:
             self._failed(job, exc)
         self._finish(job, result)
 
-    def _result(self, job, hypotheses, inference_s, boxes=None, inferences=1):
+    def _result(self, job, hypotheses, inference_s, t_inferred, boxes=None, inferences=1):
+        now = self.clock()
         return Result(job.source.name, job.meta, hypotheses, job.t_in, inference_s,
-                      self.clock() - job.t_in, job.frame, job.seq, job.boxes, boxes, job.plan,
-                      inferences)
+                      now - job.t_in, job.frame, job.seq, job.boxes, boxes, job.plan,
+                      inferences, job.convert_s, t_inferred)
 
     def _run_boxes(self, job):
         """The boxes of a frame this worker holds: handed out as tasks; this worker infers
@@ -674,7 +720,7 @@ class WorkerPool:
             self._finish_boxes(fan)
 
     def _finish_boxes(self, fan):
-        job, result = fan.job, None
+        job, result, t_inferred = fan.job, None, self.clock()
         try:
             if fan.failure is not None:
                 self._settle(job, 'errors', fan.failure)
@@ -683,7 +729,8 @@ class WorkerPool:
                 for (index, _), scores in zip(job.plan.kept, fan.scores):
                     boxes[index] = self.classifier.postprocess(scores)
                 # the boxes' calls may have run in parallel: their sum is the frame's cost
-                result = self._result(job, [], sum(fan.seconds), boxes, len(fan.scores))
+                result = self._result(job, [], sum(fan.seconds), t_inferred, boxes,
+                                      len(fan.scores))
         except Exception as exc:
             self._failed(job, exc)
         self._finish(job, result)
@@ -725,6 +772,8 @@ class WorkerPool:
                     self._inference.add(result.inference_s / result.inferences)
                 self._end_to_end.add(result.end_to_end_s)
                 now = self.clock()
+                self._convert.add(result.convert_s)
+                self._publish_time.add(now - result.t_inferred)
                 self._done_times.append(now)
                 if result.boxes is not None:
                     kept = len(result.plan.kept)
@@ -764,6 +813,8 @@ class WorkerPool:
             per_source = {name: SourceStats(**vars(s.stats))
                           for name, s in self._slots.sources.items()}
             inf50, inf99 = self._inference.percentiles(50, 99)
+            convert50, = self._convert.percentiles(50)
+            publish50, = self._publish_time.percentiles(50)
             e2e50, e2e99 = self._end_to_end.percentiles(50, 99)
             since = max(now - window_s, self.started_at or now)
             span = max(now - since, 1e-9)
@@ -781,6 +832,8 @@ class WorkerPool:
             'consecutive_errors': consecutive,
             'input_fps': in_fps, 'classified_fps': out_fps, 'boxes_per_s': boxes_ps,
             'inference_ms_p50': inf50 * 1e3, 'inference_ms_p99': inf99 * 1e3,
+            'decode_convert_ms_p50': convert50 * 1e3,
+            'postprocess_publish_ms_p50': publish50 * 1e3,
             'end_to_end_ms_p50': e2e50 * 1e3, 'end_to_end_ms_p99': e2e99 * 1e3,
             'sources': per_source, 'workers': self.workers, 'live_workers': workers,
             'converter_alive': converter,

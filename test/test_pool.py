@@ -279,6 +279,43 @@ def test_a_failure_anywhere_in_a_worker_is_logged_counted_and_the_worker_goes_on
     assert balanced(stats) and stats['in_flight'] == 0
 
 
+def test_max_rate_throttles_before_decode_and_the_books_count_it(clf):
+    """A 30 Hz camera (a clock the test moves) at max_rate 5, two sources: 5 of every 30
+    frames per source are decoded and classified, the rest counted throttled without
+    being decoded; a run-time change to 10 Hz takes effect; the books balance."""
+    now, decoded, published = [0.0], [], []
+
+    def make_frame(source, i):
+        decoded.append((source, i))
+        return Frame('bgr', IMG)
+
+    pool = WorkerPool(clf, 2, lambda r: published.append(r.meta) or True,
+                      clock=lambda: now[0], warmup=False, max_rate=5.0).start()
+    try:
+        def camera(seconds, start):
+            for i in range(int(seconds * 30)):
+                now[0] = start + i / 30
+                for source in ('a', 'b'):
+                    pool.submit(source, lambda s=source, i=i: make_frame(s, i), (source, i))
+                assert wait_for(lambda: pool.pending() == 0 and
+                                pool.stats()['in_flight'] == 0, 10)
+
+        camera(2.0, 0.0)
+        stats = pool.stats()
+        for source in ('a', 'b'):
+            books = stats['sources'][source]
+            assert books.received == 60 and books.classified == 10 and books.throttled == 50
+            assert books.balanced()
+        assert sorted(decoded) == sorted(published) and len(decoded) == 20
+        assert [i for s, i in decoded if s == 'a'] == list(range(0, 60, 6))
+        pool.max_rate = 10.0
+        camera(2.0, 2.0)
+        assert pool.stats()['sources']['a'].classified == 10 + 20
+        assert balanced(pool.stats())
+    finally:
+        pool.stop()
+
+
 def test_stop_drops_what_waits_and_keeps_the_books(clf):
     real_infer, gate = clf.backend.infer, threading.Event()
     entered = threading.Event()

@@ -1,7 +1,10 @@
 """The pool's rules one part at a time (pool.py), no threads: Order (in order, never back in
 time, one publisher), Slots (newest wins, sources take turns), Books (every frame settled
-once, the buffer given back), IdleWorkers (the warm one first), Buffers."""
-from edge_classifier.pool import Books, Buffers, IdleWorkers, Order, Slots, _Job
+once, the buffer given back), IdleWorkers (the warm one first), Buffers, RateBudget (at
+most max_rate frames a second per source)."""
+import random
+
+from edge_classifier.pool import Books, Buffers, IdleWorkers, Order, RateBudget, Slots, _Job
 
 
 def job(source, seq):
@@ -143,3 +146,54 @@ def test_the_worker_that_went_idle_last_is_woken_first():
     idle.leave(second)
     idle.wake_warmest()
     assert woken == ['second', 'first'] and len(idle) == 1
+
+
+# ---- RateBudget -----------------------------------------------------------------------------
+def admitted(times, rate, budget=None):
+    budget = budget or RateBudget()
+    return [t for t in times if budget.admit(t, rate)]
+
+
+def test_no_budget_takes_every_frame():
+    times = [i / 30 for i in range(90)]
+    assert admitted(times, 0.0) == times
+
+
+def test_a_30_hz_camera_at_5_hz_gives_every_sixth_frame_5_a_second():
+    times = [i / 30 for i in range(300)]                       # 10 s
+    kept = admitted(times, 5.0)
+    assert len(kept) == 50
+    assert all(abs((b - a) - 0.2) < 1e-9 for a, b in zip(kept, kept[1:]))
+
+
+def test_a_jittering_camera_still_gives_the_rate_on_average():
+    rng = random.Random(3)
+    times = sorted(i / 30 + rng.uniform(-0.004, 0.004) for i in range(900))   # 30 s
+    kept = admitted(times, 10.0)
+    assert 295 <= len(kept) <= 305
+    assert min(b - a for a, b in zip(kept, kept[1:])) >= 0.1 * (1 - RateBudget.EARLY) - 0.01
+
+
+def test_after_a_pause_the_budget_starts_again_without_a_burst():
+    times = [i / 30 for i in range(30)] + [3.0 + i / 30 for i in range(30)]
+    kept = admitted(times, 2.0)
+    after = [t for t in kept if t >= 3.0]
+    assert after[0] == 3.0 and all(b - a >= 0.45 for a, b in zip(after, after[1:]))
+
+
+def test_the_rate_changes_at_run_time():
+    budget = RateBudget()
+    first = admitted([i / 30 for i in range(150)], 5.0, budget)          # 5 s at 5 Hz
+    second = admitted([5 + i / 30 for i in range(150)], 10.0, budget)    # 5 s at 10 Hz
+    unlimited = admitted([10 + i / 30 for i in range(30)], 0.0, budget)
+    assert len(first) == 25 and 49 <= len(second) <= 50 and len(unlimited) == 30
+
+
+def test_books_count_a_throttled_frame_as_its_own_outcome():
+    slots, books = Slots(), Books(Buffers(lambda: None))
+    source = slots.source('cam')
+    books.receive(source)
+    books.receive(source)
+    books.settle(job(source, 1), 'throttled')
+    assert source.stats.throttled == 1 and source.stats.in_flight == 1
+    assert source.stats.balanced()

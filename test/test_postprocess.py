@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from edge_classifier.postprocess import (Hypothesis, LabelsError, ScoresError, load_labels,
-                                         softmax, top_k)
+from edge_classifier.errors import ConfigError
+from edge_classifier.postprocess import (ClassFilter, Hypothesis, LabelsError, ScoresError,
+                                         load_labels, softmax, top_k)
 
 
 def test_softmax_is_a_distribution_and_stable():
@@ -83,3 +84,48 @@ def test_labels_with_non_ascii_names(tmp_path):
     path = tmp_path / 'l.txt'
     path.write_bytes('caf\u00e9\nna\u00efve\n'.encode('utf-8'))
     assert load_labels(path, 2) == ['caf\u00e9', 'na\u00efve']
+
+
+# ---- the class filter (classes, class_thresholds) --------------------------------------------
+LABELS = ['tench', 'goldfish', 'great white shark', 'espresso', 'espresso maker', 'cup']
+SCORES = np.log(np.array([0.30, 0.25, 0.20, 0.10, 0.10, 0.05]))
+
+
+def test_classes_keep_only_the_listed_and_top_k_holds_the_best_of_them():
+    only = ClassFilter.parse(['cup', '3', 'Goldfish'], [], LABELS, 6)
+    hyps = top_k(SCORES, 2, labels=LABELS, class_filter=only)
+    assert [h.class_name for h in hyps] == ['goldfish', 'espresso']      # not tench (0.30)
+    assert [h.class_name for h in top_k(SCORES, 5, labels=LABELS, class_filter=only)] == \
+        ['goldfish', 'espresso', 'cup']                                  # k > the allowed
+    assert np.isclose(hyps[0].score, 0.25)       # scores stay the model's, not renormalized
+
+
+def test_a_class_threshold_drops_that_class_below_it_and_keeps_the_others():
+    strict = ClassFilter.parse([], ['tench:0.5', '2:0.1'], LABELS, 6)
+    hyps = top_k(SCORES, 3, labels=LABELS, class_filter=strict)
+    assert [h.class_name for h in hyps] == ['goldfish', 'great white shark', 'espresso']
+    both = ClassFilter.parse(['tench', 'cup'], ['tench:0.5'], LABELS, 6)
+    assert [h.class_name for h in top_k(SCORES, 5, labels=LABELS, class_filter=both)] == ['cup']
+    assert top_k(SCORES, 5, labels=LABELS, class_filter=both, threshold=0.1) == []
+
+
+@pytest.mark.parametrize('classes, thresholds, words', [
+    (['expresso'], [], ["parameter classes: class 'expresso' is not in the labels",
+                        'closest: espresso']),
+    (['6'], [], ['parameter classes: class id 6 is out of range', '0..5']),
+    ([], ['cup'], ["parameter class_thresholds: 'cup'", '"name_or_id:score"']),
+    ([], ['cup:1.5'], ["'cup:1.5'", 'a score from 0 to 1']),
+    ([], ['mug:0.5'], ["parameter class_thresholds: class 'mug' is not in the labels"]),
+])
+def test_a_bad_class_entry_is_an_error_naming_it_and_the_closest(classes, thresholds, words):
+    with pytest.raises(ConfigError) as err:
+        ClassFilter.parse(classes, thresholds, LABELS, 6)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_without_labels_classes_are_named_by_id():
+    assert [h.class_id for h in top_k(SCORES, 5, class_filter=ClassFilter.parse(
+        ['4'], [], None, 6))] == ['4']
+    with pytest.raises(ConfigError, match='no labels'):
+        ClassFilter.parse(['cup'], [], None, 6)

@@ -3,8 +3,9 @@ threads alive, published on a timer while the node is active."""
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 ERROR_STREAK = 5  # consecutive backend failures before diagnostics report ERROR
-BOOKS = ('received', 'classified', 'dropped', 'malformed', 'errors', 'in_flight')
-BOOKS_KEY = '/'.join(BOOKS)   # "<source>: received/classified/dropped/malformed/errors/in_flight"
+BOOKS = ('received', 'classified', 'dropped', 'malformed', 'errors', 'throttled', 'in_flight')
+# "<source>: received/classified/dropped/malformed/errors/throttled/in_flight"
+BOOKS_KEY = '/'.join(BOOKS)
 # the two-stage pipeline's pairing, per camera (pairing.PairingStats)
 PAIRING = ('images', 'detections', 'paired', 'images_unmatched', 'detections_orphaned',
            'images_waiting', 'detections_waiting')
@@ -74,8 +75,11 @@ class Diagnostics:
         values = [('model', classifier.cfg.model_name), ('backend', backend.name),
                   ('model_path', str(backend.model_path)), ('workers', str(s['workers'])),
                   ('live_workers', str(s['live_workers']))]
-        for key in ('input_fps', 'classified_fps', *BOOKS, 'inference_ms_p50',
-                    'inference_ms_p99', 'end_to_end_ms_p50', 'end_to_end_ms_p99'):
+        # the time of a frame, split as hobot's rt_stat does: decode + convert, inference,
+        # post-process + publish (p50 each); then the whole way, submit to published
+        for key in ('input_fps', 'classified_fps', *BOOKS, 'decode_convert_ms_p50',
+                    'inference_ms_p50', 'inference_ms_p99', 'postprocess_publish_ms_p50',
+                    'end_to_end_ms_p50', 'end_to_end_ms_p99'):
             value = s[key]
             values.append((key, f'{value:.1f}' if key.endswith('_fps') else
                            f'{value:.2f}' if isinstance(value, float) else str(value)))

@@ -17,7 +17,7 @@ from rclpy.parameter import Parameter
 
 from .. import config as model_config
 from ..config import ConfigError
-from ..errors import StartupError
+from ..errors import EdgeClassifierError, StartupError
 from ..params import BY_NAME, INT_MAX, MODEL_KEYS, NODE_PARAMS, RUNTIME_KEYS
 from ..ros_main import descriptor_of, refuse_unknown_parameters
 
@@ -32,8 +32,10 @@ class NodeParameters:
     """Declares every node parameter of the table on `node` (managed: a lifecycle node).
 
     read() -> (cfg, io), checked; `configured` (set by the node) fixes the startup ones;
-    on_change(cfg) is called after a run-time change (top_k, score_threshold) while a
-    config is in use.
+    on_change(cfg, io) is called on a run-time change (top_k, score_threshold, max_rate,
+    classes, class_thresholds) while a config is in use, before the change is accepted:
+    an EdgeClassifierError it raises (a class the labels do not have) refuses the change
+    with its message.
     """
 
     def __init__(self, node, managed=False, on_change=None):
@@ -41,7 +43,8 @@ class NodeParameters:
         self.managed = managed
         self.configured = False
         self.cfg = None
-        self.on_change = on_change or (lambda cfg: None)
+        self.io = None
+        self.on_change = on_change or (lambda cfg, io: None)
         self._refreshing = False
         self._errors = {}                    # name -> a bad startup value, reported on read()
         self.user_set = {name for name in self._overrides() if name in BY_NAME}
@@ -161,7 +164,7 @@ class NodeParameters:
             raise StartupError(f'parameter detections_output_topic '
                                f'({self.where("detections_output_topic")}): expected a topic '
                                f'name, got an empty string')
-        self.cfg = cfg
+        self.cfg, self.io = cfg, io
         return cfg, io
 
     def _refresh(self, params):
@@ -209,21 +212,24 @@ class NodeParameters:
             except ValueError as exc:
                 return _refused(f'parameter {p.name} ({where}): {exc}')
         runtime = {k: v for k, v in checked.items() if k in RUNTIME_KEYS}
-        updated = None
         if runtime and self.cfg is not None and self.configured:
+            model = {k: v for k, v in runtime.items() if BY_NAME[k].model}
             try:
-                updated = self.cfg.replace(origin=where, **runtime)
-            except ConfigError as exc:
+                cfg = self.cfg.replace(origin=where, **model) if model else self.cfg
+            except ConfigError as exc:   # names where the value came from
                 return _refused(str(exc))
-            updated.origin = self.cfg.origin
+            cfg.origin = self.cfg.origin
+            io = {**self.io, **{k: v for k, v in runtime.items() if k not in model}}
+            try:
+                self.on_change(cfg, io)     # refused here if it cannot be applied
+            except EdgeClassifierError as exc:
+                return _refused(f'{exc} ({where})')
+            self.cfg, self.io = cfg, io
+            self.node.get_logger().info('now ' + ', '.join(f'{k}={v}'
+                                                           for k, v in runtime.items()))
         self.user_set.update(checked)
         for name in checked:
             self._errors.pop(name, None)
-        if updated is not None:
-            self.cfg = updated
-            self.on_change(updated)
-            self.node.get_logger().info(f'now top_k={updated.top_k}, '
-                                        f'score_threshold={updated.score_threshold}')
         return SetParametersResult(successful=True)
 
 

@@ -2,7 +2,7 @@
 the inputs and the diagnostics of one configured node, composed; close() is the one
 teardown (destroy_node, cleanup, shutdown and errors all end here)."""
 from ..boxes import BoxOptions
-from ..pipeline import Classifier, Settings
+from ..pipeline import Classifier
 from ..pool import WorkerPool
 from .diagnostics import Diagnostics
 from .inputs import Inputs, camera_topics
@@ -25,7 +25,8 @@ class Session:
         self.pool = self.outputs = self.inputs = self.diagnostics = None
         # a BackendError/LabelsError says what and the fix
         self.classifier = Classifier(cfg, box_options=BoxOptions(
-            io['box_expand'], io['box_square'], io['min_box_size'], io['max_detections']))
+            io['box_expand'], io['box_square'], io['min_box_size'], io['max_detections']),
+            classes=io['classes'], class_thresholds=io['class_thresholds'])
         try:
             backend = self.classifier.backend
             log = node.get_logger()
@@ -38,7 +39,8 @@ class Session:
                                    f'{cfg.model_name} ({backend.name})')
             self.pool = WorkerPool(self.classifier, cfg.workers,
                                    on_result=self.outputs.publish_result,
-                                   on_error=self._on_frame_error, logger=log)
+                                   on_error=self._on_frame_error, logger=log,
+                                   max_rate=io['max_rate'])
             self.inputs = Inputs(node, io, self.classifier.geometry, self.pool.submit)
             self.diagnostics = Diagnostics(node, io['diagnostics_period'], self.classifier,
                                            self.pool, self.outputs.overlay_worker,
@@ -107,11 +109,15 @@ class Session:
         self.node.get_logger().error('the backend stays loaded: a worker is still in it')
         return 'a worker did not stop: the model stays loaded'
 
-    def apply(self, cfg):
-        """A run-time change of top_k / score_threshold: the next frames see all of it."""
+    def apply(self, cfg, io):
+        """A run-time change (top_k, score_threshold, classes, class_thresholds, max_rate):
+        the next frames see all of it. A ConfigError (a class the labels do not have)
+        leaves everything as it was."""
+        settings = self.classifier.settings_for(cfg, io['classes'], io['class_thresholds'])
         threshold_changed = cfg.score_threshold != self.cfg.score_threshold
-        self.cfg = cfg
-        self.classifier.settings = Settings.from_config(cfg)
+        self.cfg, self.io = cfg, io
+        self.classifier.settings = settings
+        self.pool.max_rate = io['max_rate']
         if threshold_changed:
             self.publish_label_info()
 
