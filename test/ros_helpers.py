@@ -219,6 +219,9 @@ def set_param(ros, name, value, node='/edge_classifier'):
         msg.value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
     elif isinstance(value, int):
         msg.value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    elif isinstance(value, (list, tuple)):
+        msg.value = ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY,
+                                   string_array_value=list(value))
     else:
         msg.value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
     return ros.call(SetParameters, f'{node}/set_parameters',
