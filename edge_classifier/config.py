@@ -53,6 +53,23 @@ class _ModelConfigMethods:
             path = self.models_directory() / path
         return path
 
+    def bpu_model(self):
+        """The compiled model's file and where it was found ('' when bpu_path is absolute or
+        nowhere): a relative bpu_path in the models directory, else in each of
+        board_model_dirs (the board's preinstalled models), else the models directory's path
+        (missing: the backend says so, and where it looked)."""
+        path = Path(self.bpu_path).expanduser()
+        if path.is_absolute():
+            return path, ''
+        local = self.resolve(self.bpu_path)
+        if local.is_file():
+            return local, 'the models directory'
+        for directory in self.board_model_dirs:
+            candidate = Path(directory).expanduser() / path
+            if candidate.is_file():
+                return candidate, f'the board\'s models ({directory})'
+        return local, ''
+
     def reference(self):
         """How `load_config` finds this config again: its name if shipped, else its path."""
         path = Path(self.origin) if self.origin.endswith(('.yaml', '.yml')) else None

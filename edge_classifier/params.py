@@ -223,6 +223,10 @@ TABLE = (
     P('bpu_path', 'str', 'efficientnet_lite0_224x224_nv12.bin',
       'Compiled RDK X5 BPU model (NV12 input) of the bpu backend; a relative path is looked '
       'up in the models directory.', model=True),
+    P('board_model_dirs', 'str[]', ['/opt/hobot/model/x5/basic'],
+      'Where else a relative bpu_path is looked for when the models directory does not have '
+      'it, in order: the compiled models an RDK image ships (TROS: /opt/hobot/model/x5/basic).',
+      model=True, items='directories'),
     P('labels_path', 'str', 'imagenet1k_labels.txt',
       'Class names, one per line in class order; a relative path is looked up in the models '
       'directory.', model=True),

@@ -72,7 +72,8 @@ def write_params_file(cfg, path):
     return path
 
 
-FAKE_BPU = str(Path(__file__).resolve().parent / 'fake_bpu')
+FAKE_BPU = str(Path(__file__).resolve().parent / 'fake_bpu')   # hobot_dnn (pyeasy_dnn)
+FAKE_HBM = str(Path(__file__).resolve().parent / 'fake_hbm')   # hbm_runtime
 
 
 def compiled_model(path, onnx_path, cfg, **overrides):

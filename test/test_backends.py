@@ -12,7 +12,7 @@ from edge_classifier.backends.bpu import MODULES
 from edge_classifier.frames import Frame, read_image
 from edge_classifier.nv12 import Geometry, to_nv12
 
-from helpers import FAKE_BPU, compiled_model, tiny_config, tiny_onnx
+from helpers import FAKE_BPU, FAKE_HBM, compiled_model, tiny_config, tiny_onnx
 
 
 @pytest.fixture
@@ -375,3 +375,94 @@ def test_a_broken_hobot_dnn_install_is_reported_per_module(tmp_path, monkeypatch
     with pytest.raises(BackendError) as err:
         BpuBackend(tiny_config(tmp_path)).infer([np.zeros(1536, np.uint8)])
     assert str(err.value) == 'bpu backend used before load()'
+
+
+# ---- the newer runtime, hbm_runtime, and the board's preinstalled models ---------------------
+@pytest.fixture
+def only_hbm_runtime(monkeypatch):
+    return _only_hbm_runtime(monkeypatch)
+
+
+def _only_hbm_runtime(monkeypatch):
+    """A board with hbm_runtime (the fake) and no hobot_dnn."""
+    monkeypatch.syspath_prepend(FAKE_HBM)
+    for name in ('hobot_dnn', 'hobot_dnn_rdkx5', *MODULES):
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, 'hbm_runtime', raising=False)
+    import hbm_runtime
+    hbm_runtime.CALLS.clear()
+    hbm_runtime.SCHEDULING.clear()
+    return hbm_runtime
+
+
+def test_hbm_runtime_runs_the_compiled_model_with_the_packed_nv12_and_its_scheduling(
+        default_cfg, samples, tmp_path, only_hbm_runtime):
+    bin_path = compiled_model(tmp_path / 'lite0.bin', default_cfg.resolve(default_cfg.onnx_path),
+                              default_cfg, name='lite0')
+    cfg = default_cfg.replace(bpu_path=str(bin_path), bpu_core_id=2, bpu_priority=7)
+    geometry = Geometry.from_config(cfg)
+    nv12 = [to_nv12(read_image(samples[n]), geometry) for n in ('chelsea', 'coffee')]
+    with create_backend(cfg, backend='bpu') as hbm, \
+            create_backend(cfg, backend='onnxruntime') as ort_backend:
+        assert type(hbm).__name__ == 'HbmBackend' and hbm.name == 'bpu'
+        assert hbm.describe() == f'bpu (hbm_runtime) {bin_path}'
+        scores = hbm.infer(nv12)
+        assert np.allclose(scores, ort_backend.infer(nv12), atol=1e-3)
+    assert int(np.argmax(scores[1])) == 967
+    assert only_hbm_runtime.SCHEDULING == [{'priority': {'lite0': 7}, 'bpu_cores': {'lite0': [1]}}]
+    assert only_hbm_runtime.CALLS == [{'model': 'lite0', 'input': 'images'}] * 2
+    with create_backend(cfg.replace(bpu_core_id=0, bpu_priority=0), backend='bpu'):
+        assert only_hbm_runtime.SCHEDULING[-1] == {'priority': {'lite0': 0}, 'bpu_cores': {}}
+    assert create_backend(cfg.replace(backend='auto')).name == 'bpu'   # only hbm_runtime here
+    with pytest.raises(BackendError, match='model input is 256x256'):
+        create_backend(cfg.replace(bpu_path=str(compiled_model(
+            tmp_path / 'big.bin', default_cfg.resolve(default_cfg.onnx_path), default_cfg,
+            shape=[1, 3, 256, 256]))), backend='bpu').load()
+
+
+def test_both_adapters_give_identical_scores_on_the_same_nv12(default_cfg, samples, tmp_path,
+                                                              monkeypatch, fake_hobot_dnn):
+    bin_path = compiled_model(tmp_path / 'lite0.bin', default_cfg.resolve(default_cfg.onnx_path),
+                              default_cfg)
+    cfg = default_cfg.replace(bpu_path=str(bin_path))
+    nv12 = [to_nv12(read_image(samples['chelsea']), Geometry.from_config(cfg))]
+    with create_backend(cfg, backend='bpu') as pyeasy:
+        assert type(pyeasy).__name__ == 'BpuBackend'     # hobot_dnn first where both import
+        first = pyeasy.infer(nv12)
+    _only_hbm_runtime(monkeypatch)
+    with create_backend(cfg, backend='bpu') as hbm:
+        assert type(hbm).__name__ == 'HbmBackend'
+        assert np.array_equal(hbm.infer(nv12), first)
+
+
+def test_without_either_runtime_the_error_names_both(tmp_path, monkeypatch):
+    for name in ('hobot_dnn', 'hobot_dnn_rdkx5', *MODULES, 'hbm_runtime'):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(BackendError) as err:
+        create_backend(tiny_config(tmp_path), backend='bpu').load()
+    assert 'hobot_dnn.pyeasy_dnn' in str(err.value) and 'hbm_runtime' in str(err.value)
+    assert 'backend: onnxruntime' in str(err.value)
+
+
+def test_a_relative_bpu_path_is_found_among_the_boards_preinstalled_models(
+        default_cfg, tmp_path, fake_hobot_dnn):
+    board, models = tmp_path / 'opt_hobot_model_x5_basic', tmp_path / 'models'
+    board.mkdir()
+    models.mkdir()
+    name = 'mobilenetv2_224x224_nv12.bin'
+    compiled_model(board / name, default_cfg.resolve(default_cfg.onnx_path), default_cfg)
+    cfg = default_cfg.replace(bpu_path=name, models_dir=str(models),
+                              board_model_dirs=['/nonexistent/dir', str(board)])
+    backend = create_backend(cfg, backend='auto')
+    assert backend.name == 'bpu' and backend.model_path == board / name
+    assert backend.describe() == f"bpu (hobot_dnn) {board / name}, from the board's models " \
+                                 f"({board})"
+    compiled_model(models / name, default_cfg.resolve(default_cfg.onnx_path), default_cfg)
+    assert create_backend(cfg, backend='bpu').model_path == models / name   # its own first
+    (models / name).unlink()
+    (board / name).unlink()
+    with pytest.raises(BackendError) as err:
+        create_backend(cfg, backend='bpu').load()
+    assert f'{models / name} not found (bpu_path in ' in str(err.value)
+    assert f', nor in /nonexistent/dir, {board}). Fix: copy' in str(err.value)
+    assert create_backend(cfg, backend='auto').name == 'onnxruntime'

@@ -44,11 +44,12 @@ class Backend:
                                f'{self.num_classes} (num_classes)')
         return scores
 
-    def _require_file(self, path, key):
+    def _require_file(self, path, key, looked=()):
         if not path.is_file():
             origin = self.cfg.origin or 'the parameters'
+            also = f', nor in {", ".join(map(str, looked))}' if looked else ''
             raise BackendError(
-                f'{self.name}: model file {path} not found ({key} in {origin}). Fix: '
+                f'{self.name}: model file {path} not found ({key} in {origin}{also}). Fix: '
                 f'{self.cfg.prepare_hint(key)}; or point {key} / models_dir '
                 f'at the file')
 

@@ -1,4 +1,5 @@
-"""RDK X5 BPU through the board's Python API, hobot_dnn.pyeasy_dnn.
+"""RDK X5 BPU through the board's Python API, hobot_dnn.pyeasy_dnn (hbm.py: the newer
+hbm_runtime).
 
 Documented API (RDK docs, model zoo samples):
     models = pyeasy_dnn.load(path)          # list of Model
@@ -15,6 +16,7 @@ The binary is reported to hold the GIL during forward(): several worker threads 
 overlap only pre/post-processing; the BPU's own parallelism needs core_id per model.
 """
 import importlib
+from pathlib import Path
 
 import numpy as np
 
@@ -37,18 +39,47 @@ def import_dnn():
                        + '; '.join(errors) + '. Off the board use backend: onnxruntime')
 
 
-class BpuBackend(Backend):
+class BoardBackend(Backend):
+    """What both BPU adapters share (this one on hobot_dnn, hbm.py on hbm_runtime): the
+    compiled model found (bpu_path, then the board's preinstalled models), its input size
+    checked, and a description that says which runtime and which file, from where."""
     name = 'bpu'
+    runtime = ''
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.model_path = cfg.resolve(cfg.bpu_path)
+        self.model_path, self.found_in = cfg.bpu_model()
+
+    def _require_file(self, path, key, looked=()):
+        relative = not Path(self.cfg.bpu_path).expanduser().is_absolute()
+        super()._require_file(path, key, self.cfg.board_model_dirs if relative else ())
+
+    def _check_size(self, h, w, shape, layout='NCHW'):
+        if (h, w) != (self.height, self.width):
+            raise BackendError(f'{self.model_path}: model input is {w}x{h} ({layout} {shape}), '
+                               f'the config expects {self.width}x{self.height}')
+
+    def describe(self):
+        where = f', from {self.found_in}' if self.found_in else ''
+        return f'{self.name} ({self.runtime}) {self.model_path}{where}'
+
+
+class BpuBackend(BoardBackend):
+    runtime = 'hobot_dnn'
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
         self.model = None
 
     def load(self):
         if self.loaded:
             return self
-        dnn = import_dnn()
+        try:
+            dnn = import_dnn()
+        except BackendError:
+            from . import bpu_adapter
+            bpu_adapter()   # neither runtime imports: its error names both
+            raise
         self._require_file(self.model_path, 'bpu_path')
         try:
             models = dnn.load(str(self.model_path))
@@ -67,9 +98,7 @@ class BpuBackend(Backend):
         if len(shape) != 4:
             raise BackendError(f'{self.model_path}: unexpected input shape {shape}')
         h, w = (shape[2], shape[3]) if layout == 'NCHW' else (shape[1], shape[2])
-        if (h, w) != (self.height, self.width):
-            raise BackendError(f'{self.model_path}: model input is {w}x{h} ({layout} {shape}), '
-                               f'the config expects {self.width}x{self.height}')
+        self._check_size(h, w, shape, layout)
         self.loaded = True
         return self
 
