@@ -278,10 +278,10 @@ TABLE = (
       choices=ORT_SPINNING, model=True),
     P('ort_graph_optimization', 'str', 'all', 'ONNX Runtime graph optimization level.',
       choices=GRAPH_OPTIMIZATIONS, model=True),
-    P('bpu_core_id', 'int', 0, 'BPU core the bpu backend runs on (hobot_dnn core_id); '
-      '0 = any core.', 0, 64, model=True),
-    P('bpu_priority', 'int', 0, 'BPU task priority passed to hobot_dnn forward().', 0, 255,
-      model=True),
+    P('bpu_core_id', 'int', 0, 'BPU core the bpu backend runs on (hobot_dnn core_id; with '
+      'hbm_runtime, bpu_cores [core_id - 1]); 0 = any core.', 0, 64, model=True),
+    P('bpu_priority', 'int', 0, 'BPU task priority (hobot_dnn forward(priority=...); '
+      'hbm_runtime set_scheduling_params(priority=...)).', 0, 255, model=True),
     # ---- where a model comes from (the models tool reads them; the node shows them) ----
     P('source', 'str', '', 'Where the model comes from, for the models tool '
       '(efficientnet_lite0, timm:<architecture>); informational for the node.', model=True),

@@ -2,7 +2,7 @@
 
     python -m edge_classifier.tools.node_bench [--seconds 20] [--rounds 2]
                                                [--rates 30,flood] [--cameras-seconds 60]
-                                               [--overlay] [--web]
+                                               [--overlay] [--web] [--max-rate HZ]
 
 Every case is a separate node process fed by sample_camera (640x480 bgr8, the bundled
 photos) while this process subscribes to its output; cases alternate within each round
@@ -24,7 +24,9 @@ and Lite0): per-camera classified fps, RSS at start and end, e2e p99, and the no
 per-source received counts (from its diagnostics), which tell delivery from serving.
 With --overlay, classifier_node also runs with a classification/overlay subscriber; with
 --web, with web_view and a client reading its live stream as a browser does (the web
-view's cost: its CPU per classified frame is in the last column).
+view's cost: its CPU per classified frame is in its own column). With --max-rate HZ,
+classifier_node also runs with max_rate:=HZ (what the rate budget saves: the last column,
+the node's CPU over the window as a share of one core, against the unthrottled row).
 """
 import json
 import os
@@ -261,6 +263,8 @@ def main(argv=None):
     parser.add_argument('--web', action='store_true',
                         help='also run classifier_node with web_view and a client reading '
                              'its live stream (a browser watching)')
+    parser.add_argument('--max-rate', type=float, default=0.0, metavar='HZ',
+                        help='also run classifier_node with max_rate:=HZ (the rate budget)')
     parser.add_argument('-p', '--param', action='append', default=[], metavar='KEY:=VALUE',
                         help='a parameter of classifier_node (Lite0), e.g. workers:=1')
     args = parser.parse_args(argv)
@@ -274,7 +278,7 @@ def main(argv=None):
     if unknown:
         parser.error(f'unknown case(s) {unknown}; expected {", ".join(CASES)}')
     variants = [(c, None) for c in cases]
-    for viewer in ('overlay', 'web'):
+    for viewer in ('overlay', 'web', 'max_rate'):
         if getattr(args, viewer) and 'classifier_node' in cases:
             variants.append(('classifier_node', viewer))
     print(f'# node benchmark: 640x480 bgr8 camera, {args.seconds:g} s per case, medians of '
@@ -292,9 +296,10 @@ def main(argv=None):
                 for case, viewer in variants:
                     bar.set_postfix_str(f'{case}{f" +{viewer}" if viewer else ""} at '
                                         f'{"flood" if rate == FLOOD_HZ else f"{rate:g} Hz"}')
+                    budget = {'max_rate': args.max_rate} if viewer == 'max_rate' else {}
                     results.setdefault((rate, case, viewer), []).append(
                         measure(node, case, rate, args.seconds, stand_in, viewer=viewer,
-                                extra=extra))
+                                extra={**extra, **budget}))
                     bar.update()
         cameras = {}
         if args.cameras_seconds:
@@ -309,15 +314,17 @@ def main(argv=None):
         rclpy.try_shutdown()
     web = any(viewer == 'web' for _, _, viewer in results)
     print('| camera | case | classified fps | CPU ms / frame | e2e p50 ms | e2e p99 ms |'
-          + (' web_view CPU ms / frame |' if web else ''))
-    print('|---|---|---|---|---|---|' + ('---|' if web else ''))
-    labels = {None: '', 'overlay': ' + overlay viewer', 'web': ' + web_view, a browser watching'}
+          + (' web_view CPU ms / frame |' if web else '') + ' node CPU % of a core |')
+    print('|---|---|---|---|---|---|' + ('---|' if web else '') + '---|')
+    labels = {None: '', 'overlay': ' + overlay viewer', 'web': ' + web_view, a browser watching',
+              'max_rate': f' max_rate:={args.max_rate:g}'}
     for (rate, case, viewer), rows in results.items():
+        busy = float(np.median([r['cpu_ms'] * r['fps'] / 10 for r in rows]))
         print(f'| {"flood" if rate == FLOOD_HZ else f"{rate:g} Hz"} | {case}{labels[viewer]} | '
               f'{_median(rows, "fps"):.1f} | {_median(rows, "cpu_ms"):.1f} | '
               f'{_median(rows, "p50"):.1f} | {_median(rows, "p99"):.1f} |' +
               ((f' {_median(rows, "web_cpu_ms"):.1f} |' if viewer == 'web' else ' |')
-               if web else ''))
+               if web else '') + f' {busy:.1f} |')
     if cameras:
         print(f'\n# four 30 Hz cameras into one node (2 workers), {args.cameras_seconds:g} s\n')
         print('| case | classified fps per camera | total | received per camera (node) | '
