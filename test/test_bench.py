@@ -183,3 +183,18 @@ def test_what_node_bench_started_ends_even_when_node_bench_is_killed():
     assert children, 'nothing was running when it was killed'
     assert wait_for(lambda: not _in_session(sid), 20), \
         f'processes outlived a killed node_bench: {_in_session(sid)}'
+
+
+def test_node_bench_measures_what_max_rate_saves():
+    proc = subprocess.run([sys.executable, '-m', 'edge_classifier.tools.node_bench', '--cases',
+                           'classifier_node', '--rates', '30', '--seconds', '4', '--rounds',
+                           '1', '--cameras-seconds', '0', '--max-rate', '5'],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r[1]: r for r in (line.split(' | ') for line in proc.stdout.splitlines()
+                              if line.startswith('| 30 Hz'))}
+    assert list(rows) == ['classifier_node', 'classifier_node max_rate:=5']
+    budget = rows['classifier_node max_rate:=5']
+    assert 3.5 <= float(budget[2]) <= 6.0, budget          # about 5 results a second
+    cpu = {name: float(row[-1].rstrip(' |')) for name, row in rows.items()}
+    assert cpu['classifier_node max_rate:=5'] < cpu['classifier_node'], cpu
