@@ -46,6 +46,26 @@ def test_each_box_gets_its_own_top_k_and_skipped_boxes_stay_empty(clf):
     assert stats['boxes'] == 2 and stats['boxes_skipped'] == 2 and stats['classified'] == 1
 
 
+def test_the_rate_budget_applies_to_frames_with_their_boxes(clf):
+    """max_rate with a detector's boxes: a throttled frame's boxes are never read or
+    inferred; the frames taken in get every box classified."""
+    now, read, results = [0.0], [], []
+
+    def boxes(i):
+        read.append(i)
+        return BOXES
+
+    with WorkerPool(clf, 2, results.append, clock=lambda: now[0], warmup=False,
+                    max_rate=2.0) as pool:
+        for i in range(30):                               # 1 s of a 30 Hz camera
+            now[0] = i / 30
+            pool.submit('cam', frame, i, boxes=lambda i=i: boxes(i))
+            assert wait_for(lambda: pool.stats()['in_flight'] == 0, 10)
+        stats = pool.stats()
+    assert [r.meta for r in results] == read == [0, 15]
+    assert stats['throttled'] == 28 and stats['classified'] == 2 and stats['boxes'] == 4
+
+
 def test_boxes_that_cannot_be_read_make_the_frame_malformed_not_the_thread_die(clf):
     errors, results, log = [], [], Log()
 
