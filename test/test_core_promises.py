@@ -147,7 +147,7 @@ def test_a_postprocess_failure_is_logged_counted_and_the_worker_lives_on(
     assert status['_level'] == DiagnosticStatus.OK
     source = books(status)['/pp/image']
     assert source == dict(received=3, classified=1, dropped=0, malformed=0, errors=2,
-                          in_flight=0)
+                          throttled=0, in_flight=0)
     logged = [m for m in rosout if m.name == 'edge_classifier' and m.level == Log.ERROR]
     assert any('Traceback' in m.msg and 'ScoresError' in m.msg and 'non-finite' in m.msg
                for m in logged), [m.msg for m in logged]
