@@ -11,7 +11,7 @@ from typing import Dict, Optional
 
 from .tools.encode import COMPRESSED, ENCODINGS
 from .errors import ClassifierFailed, LaunchArgumentError
-from .params import BY_NAME
+from .params import BY_NAME, broken_topic_rules
 
 CAMERAS = ('none', 'sim')
 
@@ -75,6 +75,10 @@ class LaunchPlan:
     web_parameters: Optional[Dict[str, object]] = None
 
 
+# the launch argument of a node parameter with another name
+LAUNCH_NAME = {'detection_topics': 'detections'}
+
+
 def _fail(name, value, expected):
     raise LaunchArgumentError(f'launch argument {name}:={value!r}: expected {expected}')
 
@@ -116,13 +120,12 @@ def plan(values):
     image_topics = parse_topics('image_topics', v['image_topics'])
     compressed = parse_topics('compressed_topics', v['compressed_topics'])
     detections = parse_topics('detections', v['detections'])
-    if detections and len(detections) != len(image_topics):
-        _fail('detections', v['detections'], f'one Detection2DArray topic per image topic '
-                                             f'({len(image_topics)}: {image_topics})')
     if not v['model'].strip():
         _fail('model', v['model'], 'a config name or a YAML path')
-    if not v['output_topic'].strip():
-        _fail('output_topic', v['output_topic'], 'a topic name')
+    for key, expected, _ in broken_topic_rules(image_topics, compressed or ['-'], detections,
+                                               v['output_topic']):   # (no cameras: below)
+        name = LAUNCH_NAME.get(key, key)
+        _fail(name, v[name], expected)
     params = {name: _node_value(name, v[name])
               for name in ('model', 'output_topic', 'overlay_width', 'reliability',
                            'per_source_output')}
@@ -175,8 +178,8 @@ def plan(values):
     params['compressed_topics'] = compressed or ['']
     if detections:
         params['detection_topics'] = detections
-    if not image_topics and not compressed:
-        _fail('image_topics', v['image_topics'], 'at least one image or compressed topic')
+    for key, expected, _ in broken_topic_rules(image_topics, compressed, detections, '-'):
+        _fail(key, v[key], expected)     # (the camera's compressed topic counts)
     return LaunchPlan(v['namespace'].strip(), params, camera,
                       'classifier_lifecycle_node' if managed else 'classifier_node',
                       managed, managed and autostart, web)

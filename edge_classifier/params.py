@@ -299,6 +299,30 @@ NODE_PARAMS = TABLE
 RUNTIME_KEYS = tuple(p.name for p in TABLE if p.runtime)
 
 
+def broken_topic_rules(image_topics, compressed_topics, detection_topics, output_topic,
+                       detections_output_topic='-'):
+    """The rules between the node's topic keys, as (key, what is expected, why) for each
+    one the values break: the node checks its parameters with them, the launch file its
+    arguments before anything starts (it shows the value itself instead of `why`)."""
+    broken = []
+    if not output_topic.strip():
+        broken.append(('output_topic', 'a topic name', ', got an empty string'))
+    if not image_topics and not compressed_topics:
+        broken.append(('image_topics', 'at least one image or compressed topic',
+                       ' (image_topics and compressed_topics are both empty: nothing to '
+                       'classify)'))
+    if detection_topics and len(detection_topics) != len(image_topics):
+        broken.append(('detection_topics',
+                       f'one Detection2DArray topic per image topic ({len(image_topics)}: '
+                       f'{list(image_topics)})',
+                       f': {len(detection_topics)} topic(s) for {len(image_topics)} image '
+                       f'topic(s); give one Detection2DArray topic per entry of image_topics, '
+                       f'in the same order, or none'))
+    if detection_topics and not detections_output_topic.strip():
+        broken.append(('detections_output_topic', 'a topic name', ', got an empty string'))
+    return broken
+
+
 def broken_model_rules(cfg):
     """The rules between model keys (each key's own type and range is its row above), as
     (key, message) for each rule that `cfg` (an object with the model keys as attributes)

@@ -1,10 +1,13 @@
-"""The pool's rules one part at a time (pool.py), no threads: Order (in order, never back in
+"""The pool's rules one part at a time (pool_parts.py), no threads: Order (in order, never back in
 time, one publisher), Slots (newest wins, sources take turns), Books (every frame settled
 once, the buffer given back), IdleWorkers (the warm one first), Buffers, RateBudget (at
 most max_rate frames a second per source)."""
 import random
+from dataclasses import fields
 
-from edge_classifier.pool import Books, Buffers, IdleWorkers, Order, RateBudget, Slots, _Job
+from edge_classifier.pool import _Job
+from edge_classifier.pool_parts import (Books, Buffers, IdleWorkers, Order, RateBudget, Slots,
+                                        SourceStats)
 
 
 def job(source, seq):
@@ -197,3 +200,104 @@ def test_books_count_a_throttled_frame_as_its_own_outcome():
     books.settle(job(source, 1), 'throttled')
     assert source.stats.throttled == 1 and source.stats.in_flight == 1
     assert source.stats.balanced()
+
+
+# ---- what the parts promise at their edges -------------------------------------------------
+def test_the_books_balance_only_when_every_outcome_is_counted():
+    stats = SourceStats(received=21, classified=1, dropped=2, malformed=3, errors=4,
+                        throttled=5, in_flight=6)
+    assert stats.balanced()
+    for outcome in ('classified', 'dropped', 'malformed', 'errors', 'throttled', 'in_flight'):
+        off = SourceStats(**{**vars(stats), outcome: getattr(stats, outcome) + 1})
+        assert not off.balanced(), outcome
+
+
+def test_totals_add_every_count_and_keep_their_own_last_error():
+    total = SourceStats(last_error='mine')
+    counts = {f.name: i + 1 for i, f in enumerate(fields(SourceStats)) if f.name != 'last_error'}
+    total.add(SourceStats(**counts, last_error='theirs'))
+    total.add(SourceStats(**counts))
+    assert {k: getattr(total, k) for k in counts} == {k: 2 * v for k, v in counts.items()}
+    assert total.last_error == 'mine'
+
+
+def test_a_budget_below_one_frame_a_second_and_one_switched_on_later():
+    assert admitted([i / 30 for i in range(120)], 0.5) == [0.0, 1.9, 3.9]   # 4 s at 0.5 Hz
+    budget = RateBudget()
+    assert len(admitted([i / 30 for i in range(30)], 0.0, budget)) == 30  # off, then on
+    assert len(admitted([1 + i / 30 for i in range(30)], 2.0, budget)) == 2
+
+
+def test_the_budgets_edges_a_twentieth_early_is_on_time_a_whole_period_late_starts_again():
+    budget = RateBudget()
+    assert budget.admit(0.0, 4.0) and budget.due == 0.25
+    assert budget.admit(0.25 - RateBudget.EARLY * 0.25, 4.0)   # early by exactly the margin
+    assert budget.due == 0.5
+    assert budget.admit(0.75, 4.0) and budget.due == 1.0      # a whole period late: from now
+    assert not budget.admit(0.76, 4.0)
+
+
+def test_an_order_lets_out_any_first_frame_and_each_source_has_its_own():
+    order = Order()
+    order.hold(0)
+    assert order.done(0, 'r0') == [] and list(order.outbox) == ['r0']
+    slots = Slots()
+    a = slots.source('a')
+    assert slots.source('a') is a and slots.source('b') is not a
+    a.order.hold(1)
+    assert slots.source('b').order.held == set() and slots.source('b').budget.due is None
+
+
+def test_a_taken_converted_frame_leaves_nothing_waiting():
+    slots = Slots()
+    cam = slots.source('cam')
+    assert not slots.waiting()
+    slots.put(job(cam, 1))
+    assert slots.waiting()
+    slots.converted(slots.next_to_convert())
+    assert slots.pending() == 1 and slots.take().seq == 1
+    assert slots.pending() == 0 and not slots.waiting() and cam.ready is None
+    slots.put(job(cam, 2))
+    slots.converted(slots.next_to_convert())
+    slots.put(job(cam, 3))
+    assert slots.pending() == 2                                    # one raw, one converted
+
+
+def test_a_second_conversion_replaces_the_first_which_counts_dropped():
+    slots = Slots()
+    cam = slots.source('cam')
+    slots.put(job(cam, 1))
+    first = slots.next_to_convert()
+    assert slots.converted(first) == []
+    slots.put(job(cam, 2))
+    second = slots.next_to_convert()
+    assert slots.converted(second) == [first] and cam.ready is second
+
+
+def test_the_converter_serves_sources_with_nothing_converted_first():
+    slots = Slots()
+    a, b = slots.source('a'), slots.source('b')
+    slots.put(job(a, 1))
+    slots.put(job(b, 2))
+    assert slots.take().source is a and slots.take().source is b   # a served longer ago
+    slots.put(job(a, 3))
+    slots.converted(slots.next_to_convert())        # a has a frame converted ahead
+    slots.put(job(a, 5))
+    slots.put(job(b, 6))
+    assert slots.next_to_convert().source is b      # not a (its turn first, but one is ready)
+
+
+def test_failed_inferences_in_a_row_are_a_streak_that_a_result_ends():
+    books, cam = Books(Buffers(lambda: None)), Slots().source('cam')
+    for seq in (1, 2, 3):
+        books.receive(cam)
+        books.settle(job(cam, seq), 'errors')
+    assert books.consecutive_errors == 3
+    books.receive(cam)
+    books.settle(job(cam, 4), 'dropped')
+    assert books.consecutive_errors == 3            # a dropped frame says nothing
+    held = job(cam, 5)
+    held.buffer = bytearray(4)
+    books.receive(cam)
+    books.settle(held, 'classified')
+    assert books.consecutive_errors == 0 and held.buffer is None

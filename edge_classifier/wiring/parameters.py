@@ -18,7 +18,8 @@ from rclpy.parameter import Parameter
 from .. import config as model_config
 from ..config import ConfigError
 from ..errors import EdgeClassifierError, StartupError
-from ..params import BY_NAME, INT_MAX, MODEL_KEYS, NODE_PARAMS, RUNTIME_KEYS
+from ..params import (BY_NAME, INT_MAX, MODEL_KEYS, NODE_PARAMS, RUNTIME_KEYS,
+                      broken_topic_rules)
 from ..ros_main import descriptor_of, refuse_unknown_parameters
 
 READ_ONLY = 'Read-only: fixed at startup; restart the node to change it.'
@@ -147,23 +148,10 @@ class NodeParameters:
                                      f'{self.node.get_fully_qualified_name()}' if mine else '')
         cfg = model_config.from_dict(values, origin=origin)   # a ConfigError names the key
         io = {key: self._value(key) for key in IO_KEYS if key != 'model'}
-        if not io['output_topic']:
-            raise StartupError(f'parameter output_topic ({self.where("output_topic")}): '
-                               f'expected a topic name, got an empty string')
-        if not io['image_topics'] and not io['compressed_topics']:
-            raise StartupError('parameters image_topics and compressed_topics are both empty: '
-                               'nothing to classify')
-        detections = io['detection_topics']
-        if detections and len(detections) != len(io['image_topics']):
-            raise StartupError(
-                f'parameter detection_topics ({self.where("detection_topics")}): '
-                f'{len(detections)} topic(s) for {len(io["image_topics"])} image topic(s); '
-                f'give one Detection2DArray topic per entry of image_topics, in the same '
-                f'order, or none')
-        if detections and not io['detections_output_topic']:
-            raise StartupError(f'parameter detections_output_topic '
-                               f'({self.where("detections_output_topic")}): expected a topic '
-                               f'name, got an empty string')
+        for key, expected, why in broken_topic_rules(
+                io['image_topics'], io['compressed_topics'], io['detection_topics'],
+                io['output_topic'], io['detections_output_topic']):
+            raise StartupError(f'parameter {key} ({self.where(key)}): expected {expected}{why}')
         self.cfg, self.io = cfg, io
         return cfg, io
 
