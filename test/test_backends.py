@@ -380,7 +380,8 @@ def test_a_broken_hobot_dnn_install_is_reported_per_module(tmp_path, monkeypatch
 # ---- the newer runtime, hbm_runtime, and the board's preinstalled models ---------------------
 @pytest.fixture
 def only_hbm_runtime(monkeypatch):
-    return _only_hbm_runtime(monkeypatch)
+    yield _only_hbm_runtime(monkeypatch)
+    sys.modules.pop('hbm_runtime', None)   # later tests: not importable again
 
 
 def _only_hbm_runtime(monkeypatch):
@@ -429,10 +430,13 @@ def test_both_adapters_give_identical_scores_on_the_same_nv12(default_cfg, sampl
     with create_backend(cfg, backend='bpu') as pyeasy:
         assert type(pyeasy).__name__ == 'BpuBackend'     # hobot_dnn first where both import
         first = pyeasy.infer(nv12)
-    _only_hbm_runtime(monkeypatch)
-    with create_backend(cfg, backend='bpu') as hbm:
-        assert type(hbm).__name__ == 'HbmBackend'
-        assert np.array_equal(hbm.infer(nv12), first)
+    try:
+        _only_hbm_runtime(monkeypatch)
+        with create_backend(cfg, backend='bpu') as hbm:
+            assert type(hbm).__name__ == 'HbmBackend'
+            assert np.array_equal(hbm.infer(nv12), first)
+    finally:
+        sys.modules.pop('hbm_runtime', None)
 
 
 def test_without_either_runtime_the_error_names_both(tmp_path, monkeypatch):
