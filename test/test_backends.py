@@ -470,3 +470,88 @@ def test_a_relative_bpu_path_is_found_among_the_boards_preinstalled_models(
     assert f'{models / name} not found (bpu_path in ' in str(err.value)
     assert f', nor in /nonexistent/dir, {board}). Fix: copy' in str(err.value)
     assert create_backend(cfg, backend='auto').name == 'onnxruntime'
+
+
+class _Runtime:
+    """An hbm_runtime double for the adapter's error paths (the fake in test/fake_hbm is the
+    documented API's happy path): `spec` says what the runtime reports or raises."""
+    spec = {}
+
+    def __init__(self, path):
+        if 'load' in self.spec:
+            raise RuntimeError(self.spec['load'])
+        self.model_names = self.spec.get('names', ['m'])
+        self.input_names = {'m': self.spec.get('inputs', ['images'])}
+        self.output_names = {'m': self.spec.get('outputs', ['scores'])}
+        self.input_shapes = {'m': {'images': self.spec.get('shape', (1, 3, 32, 32))}}
+
+    def set_scheduling_params(self, **kwargs):
+        if 'scheduling' in self.spec:
+            raise ValueError(self.spec['scheduling'])
+
+    def run(self, inputs):
+        (name, tensors), = inputs.items()
+        (_, arr), = tensors.items()
+        assert arr.shape == (1, 48, 32, 1) and arr.dtype == np.uint8
+        return {name: {'scores': np.arange(10, dtype=np.float64).reshape(1, 10, 1, 1)}}
+
+
+@pytest.mark.parametrize('spec, message', [
+    ({'load': 'bad magic'}, 'hbm_runtime cannot load {bin}: bad magic'),
+    ({'names': []}, 'hbm_runtime loaded no model from {bin}'),
+    ({'inputs': ['y', 'uv']}, "{bin}: model m has inputs ['y', 'uv'] and outputs ['scores']; "
+                              "this package feeds one NV12 input"),
+    ({'outputs': []}, "{bin}: model m has inputs ['images'] and outputs []; this package "
+                      "feeds one NV12 input"),
+    ({'shape': (1, 32, 32)}, '{bin}: unexpected input shape (1, 32, 32)'),
+    ({'shape': (1, 3, 32, 64)}, '{bin}: model input is 64x32 (NCHW (1, 3, 32, 64)), the config '
+                                'expects 32x32'),
+    ({'scheduling': 'no such core'}, "hbm_runtime refused the scheduling parameters "
+                                     "{{'priority': {{'m': 0}}}} (bpu_priority, bpu_core_id): "
+                                     "no such core"),
+])
+def test_hbm_runtime_adapter_says_what_is_wrong(tmp_path, monkeypatch, spec, message):
+    import types
+    monkeypatch.setattr(_Runtime, 'spec', spec)
+    for name in ('hobot_dnn', 'hobot_dnn_rdkx5', *MODULES):
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, 'hbm_runtime', types.SimpleNamespace(HB_HBMRuntime=_Runtime))
+    cfg = tiny_config(tmp_path, backend='bpu', bpu_path=str(tmp_path / 'm.bin'))
+    (tmp_path / 'm.bin').write_text('compiled')
+    with pytest.raises(BackendError) as err:
+        create_backend(cfg).load()
+    assert str(err.value) == message.format(bin=tmp_path / 'm.bin')
+
+
+def test_hbm_runtime_adapter_scores_before_load_missing_files_and_a_broken_install(
+        tmp_path, monkeypatch):
+    import types
+    from edge_classifier.backends.hbm import HbmBackend, import_hbm
+    monkeypatch.setattr(_Runtime, 'spec', {})
+    monkeypatch.setitem(sys.modules, 'hbm_runtime', types.SimpleNamespace(HB_HBMRuntime=_Runtime))
+    (tmp_path / 'm.bin').write_text('compiled')
+    cfg = tiny_config(tmp_path, bpu_path=str(tmp_path / 'm.bin'))
+    backend = HbmBackend(cfg)
+    with pytest.raises(BackendError, match=r'^bpu backend used before load\(\)$'):
+        backend.infer([np.zeros(1536, np.uint8)])
+    with backend:
+        scores = backend.infer([np.zeros(1536, np.uint8)] * 2)
+        assert backend.describe() == f'bpu (hbm_runtime) {tmp_path / "m.bin"}'
+    assert scores.dtype == np.float32 and scores.shape == (2, 10) and scores[0, 9] == 9
+    assert backend.rt is None and not backend.loaded
+    with pytest.raises(BackendError) as err:
+        HbmBackend(cfg.replace(bpu_path=str(tmp_path / 'gone.bin'))).load()
+    assert f'{tmp_path / "gone.bin"} not found (bpu_path in {tmp_path / "tiny.yaml"}). Fix' \
+        in str(err.value)                            # absolute: looked nowhere else
+    with pytest.raises(BackendError) as err:
+        HbmBackend(cfg.replace(bpu_path='gone.bin', board_model_dirs=['/b'])).load()
+    assert f'{tmp_path / "gone.bin"} not found (bpu_path in {tmp_path / "tiny.yaml"}, nor ' \
+           f'in /b). Fix' in str(err.value)
+    broken = tmp_path / 'site'
+    broken.mkdir()
+    (broken / 'hbm_runtime.py').write_text("raise OSError('libhbm.so: cannot open')\n")
+    monkeypatch.delitem(sys.modules, 'hbm_runtime')
+    monkeypatch.syspath_prepend(str(broken))
+    with pytest.raises(BackendError, match=r'^hbm_runtime: OSError: libhbm.so: cannot open$'):
+        import_hbm()
+    sys.modules.pop('hbm_runtime', None)

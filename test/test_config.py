@@ -209,3 +209,35 @@ def test_reference_finds_the_config_again(tmp_path):
     copy.write_text((resources.config_dir() / 'mobilenetv3.yaml').read_text())
     assert load_config(str(copy)).reference() == str(copy)
     assert shipped.replace(origin='parameters').reference() == 'mobilenetv3'
+
+
+def test_model_config_fields_come_from_the_table_and_lists_are_not_shared():
+    import dataclasses
+    from edge_classifier.params import BY_NAME, MODEL_KEYS
+    fields = [f for f in dataclasses.fields(ModelConfig) if f.name != 'origin']
+    assert [f.name for f in fields] == list(MODEL_KEYS)
+    default = ModelConfig()
+    for f in fields:
+        assert getattr(default, f.name) == BY_NAME[f.name].default, f.name
+    assert dict((f.name, f.type) for f in fields)['workers'] is int
+    a, b = ModelConfig(), ModelConfig()
+    a.mean.append(1.0)
+    a.board_model_dirs.append('/x')
+    assert len(b.mean) == 3 and b.board_model_dirs == ['/opt/hobot/model/x5/basic']
+    assert BY_NAME['mean'].default == [127.0, 127.0, 127.0]
+
+
+def test_the_compiled_model_is_found_where_it_is_and_says_where(tmp_path):
+    models, board = tmp_path / 'models', tmp_path / 'board'
+    models.mkdir()
+    board.mkdir()
+    cfg = load_config('mobilenetv2').replace(models_dir=str(models),
+                                             board_model_dirs=[str(board)])
+    name = cfg.bpu_path
+    assert cfg.bpu_model() == (models / name, '')                    # nowhere: where to put it
+    (board / name).write_text('x')
+    assert cfg.bpu_model() == (board / name, f"the board's models ({board})")
+    (models / name).write_text('x')
+    assert cfg.bpu_model() == (models / name, 'the models directory')
+    absolute = cfg.replace(bpu_path=str(tmp_path / 'elsewhere.bin'))
+    assert absolute.bpu_model() == (tmp_path / 'elsewhere.bin', '')

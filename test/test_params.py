@@ -137,3 +137,33 @@ def test_readme_values(value, text):
 
 def test_a_float_parameter_parses_a_fraction():
     assert params.BY_NAME['score_threshold'].parse(' 0.25 ') == 0.25
+
+
+def test_a_row_above_a_bound_and_a_list_of_named_items():
+    rate = params.Param('rate', 'float', 2.0, 'Frames per second.', above=0, unit='Hz')
+    assert rate.check(0.001) == 0.001 and rate.check(30) == 30.0
+    for bad in (0, 0.0, -1):
+        with pytest.raises(ValueError) as err:
+            rate.check(bad)
+        assert str(err.value) == f'expected a number of Hz > 0, got {bad!r}'
+    assert rate.range_text() == '> 0 Hz' and rate.range_sentence() == 'Range > 0 Hz.'
+    plain = params.Param('x', 'int', 1, 'A count.', above=0)
+    assert plain.expected() == 'an integer > 0' and plain.range_text() == '> 0'
+    hosts = params.Param('hosts', 'str[]', [], 'Names.', items='host names')
+    assert hosts.expected() == 'a list of host names'
+    with pytest.raises(ValueError, match=r'^expected a list of host names, got 5$'):
+        hosts.check(5)
+    assert params.BY_NAME['image_topics'].expected() == 'a list of topic names'
+
+
+def test_the_rules_between_topic_keys():
+    ok = (['image_raw'], [], [], 'classification')
+    assert params.broken_topic_rules(*ok) == []
+    assert [k for k, _, _ in params.broken_topic_rules([], [], [], ' ')] == \
+        ['output_topic', 'image_topics']
+    (key, expected, why), = params.broken_topic_rules(['a', 'b'], [], ['d'], 'out')
+    assert key == 'detection_topics'
+    assert expected == "one Detection2DArray topic per image topic (2: ['a', 'b'])"
+    assert why.startswith(': 1 topic(s) for 2 image topic(s);')
+    assert params.broken_topic_rules(['a'], [], ['d'], 'out', '') == [
+        ('detections_output_topic', 'a topic name', ', got an empty string')]

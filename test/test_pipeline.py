@@ -284,3 +284,32 @@ def test_labels_mismatch_fails_at_startup(tmp_path):
     (tmp_path / 'labels.txt').write_text('only\none\n')
     with pytest.raises(Exception, match='labels.txt has 2 names'):
         Classifier(cfg)
+
+
+def test_the_classifier_applies_its_class_filter_and_box_options(tmp_path):
+    """classes / class_thresholds given to the Classifier (as the node does at startup) and
+    changed with settings_for (at run time); its box options are the ones it was given."""
+    from edge_classifier.boxes import BoxOptions
+    from edge_classifier.errors import ConfigError
+    cfg = tiny_config(tmp_path, top_k=10)
+    frame = Frame('bgr', np.full((32, 32, 3), (30, 120, 220), np.uint8))
+    with_all = Classifier(cfg)
+    everything = with_all.classify(frame)
+    ranked = [h.class_id for h in everything]
+    assert len(ranked) == 10 and with_all.box_options == BoxOptions()
+    options = BoxOptions(1.5, True, 4, 3)
+    only = Classifier(cfg, box_options=options, classes=[ranked[-1], 'class ' + ranked[-2]])
+    assert only.box_options is options
+    assert [h.class_id for h in only.classify(frame)] == [ranked[-2], ranked[-1]]
+    top_score = everything[0].score
+    strict = Classifier(cfg, class_thresholds=[f'{ranked[0]}:{min(1.0, top_score + 0.01)}'])
+    assert [h.class_id for h in strict.classify(frame)] == ranked[1:]
+    with pytest.raises(ConfigError, match="class 'class 99' is not in the labels"):
+        Classifier(cfg, classes=['class 99'])
+    settings = with_all.settings_for(cfg.replace(top_k=2), [], [f'{ranked[1]}:1.0'])
+    assert settings.top_k == 2 and settings.class_filter is not None
+    with_all.settings = settings
+    assert [h.class_id for h in with_all.classify(frame)] == [ranked[0], ranked[2]]
+    assert with_all.settings_for(cfg).class_filter is None
+    for clf in (with_all, only, strict):
+        clf.close()

@@ -129,3 +129,46 @@ def test_without_labels_classes_are_named_by_id():
         ['4'], [], None, 6))] == ['4']
     with pytest.raises(ConfigError, match='no labels'):
         ClassFilter.parse(['cup'], [], None, 6)
+
+
+def test_the_class_filters_edges():
+    """A score equal to its class threshold is kept; 0 and 1 are valid thresholds; a name
+    with a colon in it splits at the last one; a name matches ignoring case only after an
+    exact match failed; the hints list the closest labels, or those that contain it."""
+    probs = np.array([0.25, 0.25, 0.5])
+    assert list(ClassFilter.parse([], ['a:0.25'], ['a', 'b', 'c'], 3).keep(probs)) == [0, 1, 2]
+    assert list(ClassFilter.parse([], ['a:0.26'], ['a', 'b', 'c'], 3).keep(probs)) == [1, 2]
+    both_ends = ClassFilter.parse([], ['a:0', 'b:1'], ['a', 'b', 'c'], 3)
+    assert list(both_ends.keep(probs)) == [0, 2]
+    assert both_ends.min_scores.dtype == np.float64
+    colon = ClassFilter.parse([], ['ratio: 4:3:0.7'], ['ratio: 4:3', 'other'], 2)
+    assert colon.min_scores[0] == 0.7
+    cased = ['Cup', 'cup']
+    assert list(ClassFilter.parse(['cup'], [], cased, 2).allowed) == [False, True]
+    assert list(ClassFilter.parse(['CUP'], [], cased, 2).allowed) == [True, False]
+    labels = ['espresso', 'espresso maker', 'coffee mug', 'mug shot', 'tench']
+    with pytest.raises(ConfigError) as err:
+        ClassFilter.parse(['esspresso'], [], labels, 5)
+    assert str(err.value) == ("parameter classes: class 'esspresso' is not in the labels; "
+                              "closest: espresso, espresso maker (a name from labels_path, "
+                              "or a class id 0..4)")
+    with pytest.raises(ConfigError) as err:
+        ClassFilter.parse(['xyzzy'], [], labels, 5)
+    assert str(err.value) == ("parameter classes: class 'xyzzy' is not in the labels (a name "
+                              "from labels_path, or a class id 0..4)")
+    with pytest.raises(ConfigError) as err:
+        ClassFilter.parse(['cup'], [], None, 5)
+    assert str(err.value) == ("parameter classes: 'cup': the model has no labels "
+                              "(labels_path): name its classes by id (0..4)")
+    for bad in ('a:-0.1', 'a:1.01', 'a:x', ':0.5', 'a'):
+        with pytest.raises(ConfigError, match='expected "name_or_id:score"'):
+            ClassFilter.parse([], [bad], ['a'], 1)
+
+
+def test_top_k_of_a_filter_takes_the_best_allowed_in_a_long_vector():
+    scores = np.arange(100, dtype=np.float64)          # class 99 best
+    allowed = ClassFilter.parse([str(i) for i in range(0, 100, 10)], [], None, 100)
+    hyps = top_k(scores.reshape(1, 100), 3, class_filter=allowed)
+    assert [h.class_id for h in hyps] == ['90', '80', '70']
+    raw = top_k(np.linspace(0, 0.99, 100), 2, apply_softmax=False, class_filter=allowed)
+    assert [h.class_id for h in raw] == ['90', '80'] and raw[0].score == 0.9
