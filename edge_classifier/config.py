@@ -53,6 +53,12 @@ class _ModelConfigMethods:
             path = self.models_directory() / path
         return path
 
+    def bpu_search_dirs(self):
+        """Where a missing compiled model is looked for besides the models directory: the
+        board's model directories for a relative bpu_path, nowhere for an absolute one."""
+        return () if Path(self.bpu_path).expanduser().is_absolute() else \
+            tuple(self.board_model_dirs)
+
     def bpu_model(self):
         """The compiled model's file and where it was found ('' when bpu_path is absolute or
         nowhere): a relative bpu_path in the models directory, else in each of
@@ -64,7 +70,7 @@ class _ModelConfigMethods:
         local = self.resolve(self.bpu_path)
         if local.is_file():
             return local, 'the models directory'
-        for directory in self.board_model_dirs:
+        for directory in self.bpu_search_dirs():
             candidate = Path(directory).expanduser() / path
             if candidate.is_file():
                 return candidate, f'the board\'s models ({directory})'

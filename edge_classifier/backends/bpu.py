@@ -16,7 +16,6 @@ The binary is reported to hold the GIL during forward(): several worker threads 
 overlap only pre/post-processing; the BPU's own parallelism needs core_id per model.
 """
 import importlib
-from pathlib import Path
 
 import numpy as np
 
@@ -51,8 +50,7 @@ class BoardBackend(Backend):
         self.model_path, self.found_in = cfg.bpu_model()
 
     def _require_file(self, path, key, looked=()):
-        relative = not Path(self.cfg.bpu_path).expanduser().is_absolute()
-        super()._require_file(path, key, self.cfg.board_model_dirs if relative else ())
+        super()._require_file(path, key, looked or self.cfg.bpu_search_dirs())
 
     def _check_size(self, h, w, shape, layout='NCHW'):
         if (h, w) != (self.height, self.width):
