@@ -21,7 +21,7 @@ from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterVal
 from rclpy.parameter import Parameter
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-from . import resources
+from . import fastdds, resources
 from .errors import EXIT_USAGE, EdgeClassifierError, StartupError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -56,19 +56,23 @@ def _finish():
 
 def use_large_frame_profile():
     """Load the package's Fast DDS profile for camera-sized images, config/
-    fastdds_network.xml: a 64 MiB shared-memory segment (the default one is too small for a
-    640x480 bgr8 frame, which then goes over fragmented UDP, slowly and at the expense of
-    the process's other topics) and a 32 MiB UDP receive buffer (frames from a camera on
-    another computer). Unless the user chose a profile (FASTDDS_DEFAULT_PROFILES_FILE).
-    Before rclpy.init."""
-    if 'FASTDDS_DEFAULT_PROFILES_FILE' in os.environ:
+    fastdds_network.xml (fastdds_network_humble_jazzy.xml on Fast DDS 2: fastdds.py): a
+    64 MiB shared-memory segment (the default one is too small for a 640x480 bgr8 frame,
+    which then goes over fragmented UDP, slowly and at the expense of the process's other
+    topics), a 32 MiB UDP receive buffer (frames from a camera on another computer) and a
+    20 ms heartbeat (lost datagrams repaired quickly). Unless the user chose a profile
+    (FASTDDS_DEFAULT_PROFILES_FILE or FASTRTPS_DEFAULT_PROFILES_FILE). Before rclpy.init."""
+    if fastdds.user_chose_profile(os.environ):
+        return
+    major = fastdds.major_version()
+    if major is None:   # not on Fast DDS
         return
     try:
-        path = resources.config_dir() / 'fastdds_network.xml'
+        path = fastdds.network_profile(resources.config_dir(), major)
     except FileNotFoundError:
         return
     if path.is_file():
-        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(path)
+        os.environ[fastdds.profile_var(major)] = str(path)
 
 
 def wants_help(args=None):
@@ -169,7 +173,7 @@ def run_node(factory, label, args=None, large_frames=False, help_text=None):
 
     An EdgeClassifierError or a ParameterException (a parameter of the wrong type) while
     the node is built prints `[label] cannot start: <reason>` and returns 2. large_frames:
-    the node publishes camera-sized images (use_large_frame_profile). -h/--help prints
+    the node publishes or receives camera-sized images (use_large_frame_profile). -h/--help prints
     `help_text` and returns 0 without starting anything.
     """
     if help_text is not None and wants_help(args):

@@ -205,7 +205,8 @@ def _stamp(header):
 
 
 def main(args=None):
-    return run_node(WebView, NODE_NAME, args, help_text=usage(
+    # the network profile: the overlay images it receives may cross a link (to a laptop)
+    return run_node(WebView, NODE_NAME, args, large_frames=True, help_text=usage(
         'web_view', __doc__, row_help(PARAMS)))
 
 

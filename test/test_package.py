@@ -95,20 +95,3 @@ def test_colcon_test_runs_the_suite_and_fails_when_a_test_fails(workspace):
         (src / 'test' / 'test_deliberately_failing.py').unlink()
     assert proc.returncode != 0
     assert '1 failed' in proc.stdout
-
-
-def test_the_nodes_load_the_shipped_fast_dds_profile_unless_the_user_chose_one(monkeypatch):
-    import os
-
-    from edge_classifier import resources
-    from edge_classifier.ros_main import use_large_frame_profile
-    monkeypatch.delenv('FASTDDS_DEFAULT_PROFILES_FILE', raising=False)
-    use_large_frame_profile()
-    chosen = os.environ['FASTDDS_DEFAULT_PROFILES_FILE']
-    assert chosen == str(resources.config_dir() / 'fastdds_network.xml')
-    text = open(chosen).read()
-    assert '<segment_size>67108864</segment_size>' in text   # whole frames on this host
-    assert '<receiveBufferSize>' in text                      # bursts from another host
-    monkeypatch.setenv('FASTDDS_DEFAULT_PROFILES_FILE', '/the/users/own.xml')
-    use_large_frame_profile()
-    assert os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] == '/the/users/own.xml'

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import resources
+from .. import fastdds, resources
 from ..errors import EdgeClassifierError, Parser, cli
 from . import node_command, spawn
 
@@ -60,7 +60,8 @@ DEFAULTS = dict(two=True, shipped=True, encoding='bgr8', size=VGA, rate=None, lo
 
 
 def network_profile():
-    return resources.config_dir() / 'fastdds_network.xml'
+    """The shipped network profile for the Fast DDS this process runs on."""
+    return fastdds.network_profile(resources.config_dir(), fastdds.major_version())
 
 
 # ---- the listener (a process on host A) ---------------------------------------------------

@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .. import fastdds
 from . import spawn
 
 UDP_ONLY_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
@@ -81,6 +82,7 @@ class TestHosts:
             profile = Path(self._tmp.name) / 'udp_only.xml'
             profile.write_text(UDP_ONLY_PROFILE)
         self.profile = str(profile)
+        self._fastdds = fastdds.major_version()   # the processes run on the same Fast DDS
         self._made = False
 
     # ---- the link ------------------------------------------------------------------------
@@ -149,10 +151,10 @@ class TestHosts:
     # ---- processes -----------------------------------------------------------------------
     def env(self, extra=None):
         """The environment of a process on a test host."""
-        env = {**os.environ, 'FASTDDS_BUILTIN_TRANSPORTS': 'UDPv4',
-               'FASTDDS_DEFAULT_PROFILES_FILE': self.profile,
-               'ROS_AUTOMATIC_DISCOVERY_RANGE': 'SUBNET', 'ROS_LOCALHOST_ONLY': '0',
-               'no_proxy': '*', 'NO_PROXY': '*'}
+        env = fastdds.profile_env(self.profile, self._fastdds, os.environ)
+        env.update({'FASTDDS_BUILTIN_TRANSPORTS': 'UDPv4',
+                    'ROS_AUTOMATIC_DISCOVERY_RANGE': 'SUBNET', 'ROS_LOCALHOST_ONLY': '0',
+                    'no_proxy': '*', 'NO_PROXY': '*'})
         env.update(extra or {})
         return env
 
