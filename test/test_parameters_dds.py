@@ -37,9 +37,9 @@ def set_param(ros, node, name, value):
     return ros.call(SetParameters, f'{node}/set_parameters', request).results[0]
 
 
-def get_params(ros, node, names):
+def get_params(ros, node, names, timeout=20.0):
     values = ros.call(GetParameters, f'{node}/get_parameters',
-                      GetParameters.Request(names=names)).values
+                      GetParameters.Request(names=names), timeout=timeout).values
     return dict(zip(names, values))
 
 
@@ -189,7 +189,10 @@ def test_every_shipped_model_yaml_is_a_params_file_the_node_takes(ros):
     try:
         for path, proc in procs.items():
             expected = yaml.safe_load(path.read_text())['/**']['ros__parameters']
-            got = get_params(ros, f'/params_{path.stem}', sorted(expected))
+            # 12 processes start at once: on 2 slow or busy cores the first may need most
+            # of a minute before its services are up (each loads rclpy, NumPy, OpenCV, ORT)
+            got = get_params(ros, f'/params_{path.stem}', sorted(expected),
+                             timeout=20.0 + 10.0 * len(procs))
             assert {k: _python_value(v) for k, v in got.items()} == expected, path
             assert proc.poll() is None, stop(proc, sig=None)[2]
     finally:
