@@ -10,8 +10,11 @@ named by the one variable that version reads.
 import os
 import re
 
-PROFILE_VARS = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
-NETWORK_PROFILE = {3: 'fastdds_network.xml', 2: 'fastdds_network_humble_jazzy.xml'}
+# Fast DDS major version -> (the variable it reads its profiles file from, the package's
+# network profile in its spelling); any version but 2 is taken as 3
+BY_VERSION = {3: ('FASTDDS_DEFAULT_PROFILES_FILE', 'fastdds_network.xml'),
+              2: ('FASTRTPS_DEFAULT_PROFILES_FILE', 'fastdds_network_humble_jazzy.xml')}
+PROFILE_VARS = tuple(var for var, _ in BY_VERSION.values())
 DISTRO_MAJOR = {'humble': 2, 'iron': 2, 'jazzy': 2}   # the distros on Fast DDS 2
 
 
@@ -36,15 +39,20 @@ def major_version(maps=None, environ=None):
     return None
 
 
+def _settings(major):
+    """BY_VERSION's row for Fast DDS `major` (2, else 3: None too)."""
+    return BY_VERSION[2 if major == 2 else 3]
+
+
 def profile_var(major):
     """The environment variable Fast DDS `major` reads its profiles file from."""
-    return 'FASTRTPS_DEFAULT_PROFILES_FILE' if major == 2 else 'FASTDDS_DEFAULT_PROFILES_FILE'
+    return _settings(major)[0]
 
 
 def network_profile(config_dir, major):
     """The package's network profile (shared memory for large frames, a UDP receive buffer,
     quick repair of lost datagrams) for Fast DDS `major`."""
-    return config_dir / NETWORK_PROFILE[2 if major == 2 else 3]
+    return config_dir / _settings(major)[1]
 
 
 def profile_env(path, major, environ):

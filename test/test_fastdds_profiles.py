@@ -101,9 +101,9 @@ def test_both_files_hold_the_same_settings_in_their_versions_spelling(major):
     assert writer.find(f'{NS}times/{NS}{HEARTBEAT[5 - major]}') is None
 
 
-def _load(path, var):
-    env = {k: v for k, v in os.environ.items() if k not in fastdds.PROFILE_VARS}
-    env[var] = str(path)
+def _load(path, major):
+    """A participant of this process's Fast DDS (`major`) with `path` as its profiles file."""
+    env = fastdds.profile_env(path, major, os.environ)
     done = subprocess.run([sys.executable, '-c', PARTICIPANT], env=env, capture_output=True,
                           text=True, timeout=120)
     assert 'participant made' in done.stdout, done.stderr
@@ -114,11 +114,10 @@ def test_the_fast_dds_this_suite_runs_on_takes_its_file_whole_and_refuses_the_ot
     """make test runs this on Kilted (Fast DDS 3), make test-jazzy on Jazzy (Fast DDS 2):
     between them each file is loaded by the version it is for."""
     major = fastdds.major_version()
-    var = fastdds.profile_var(major)
-    ours = _load(fastdds.network_profile(CONFIG, major), var)
+    ours = _load(fastdds.network_profile(CONFIG, major), major)
     assert 'XMLPARSER' not in ours and 'Error' not in ours, ours
     # the other version's spelling is refused, naming the file: why there are two
     theirs = fastdds.network_profile(CONFIG, 5 - major)
-    refused = _load(theirs, var)
+    refused = _load(theirs, major)
     assert 'XMLPARSER' in refused and str(theirs) in refused, refused
     assert 'Error' in refused and HEARTBEAT[5 - major] in refused, refused
