@@ -4,15 +4,22 @@ error prints its reason and exits 2), spin until SIGINT/SIGTERM, clean up, exit 
 Ctrl-C on `ros2 launch` reaches a node twice: the terminal sends SIGINT to the whole
 process group and launch forwards its own SIGINT moments later (and SIGTERM after a
 timeout). The first signal stops the node; later ones must not interrupt the clean-up.
-So Python's handlers for SIGINT/SIGTERM only record the signal (no KeyboardInterrupt),
-installed before rclpy.init so that rclpy's own handler, which shuts the context down and
-wakes the executor, chains to them.
+So Python's handlers for SIGINT/SIGTERM only record the signal (no KeyboardInterrupt), and
+rclpy's own handlers are left out (rclpy.init(signal_handler_options=NO)): they shut the
+context down from a thread of their own in the middle of whatever the node is doing, and
+their chaining and unregistering (rclpy signal_handler.cpp) set SIGINT back to its default
+action for an instant when a signal is still being handled on another thread, so that a
+second Ctrl-C landing then killed the process (exit -2). The executor is woken instead by
+the signal's wake-up byte (signal.set_wakeup_fd), relayed to a guard condition; the main
+thread then stops the node, and shuts rclpy down, one step after the other.
 """
 import difflib
+import faulthandler
 import os
 import signal
 import sys
 import textwrap
+import threading
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -20,32 +27,76 @@ from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterVal
                               ParameterException, ParameterUninitializedException)
 from rclpy.parameter import Parameter
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 
 from . import fastdds, resources
 from .errors import EXIT_USAGE, EdgeClassifierError, StartupError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# s the clean-up after a stop signal may take before every thread's stack is printed and
+# the process exits 1 (ros2 launch escalates to SIGKILL 10 s after its SIGINT)
+CLEANUP_LIMIT = 8.0
 # what rclpy declares on every node (Humble: use_sim_time; Jazzy on: the type descriptions)
 RCLPY_PARAMETERS = ('use_sim_time', 'start_type_description_service')
 
 
 class StopSignals:
-    """Records SIGINT/SIGTERM instead of raising: the spin loop polls `received`."""
+    """Records SIGINT/SIGTERM instead of raising: the spin loop polls `received`. Each
+    signal also writes a byte to a pipe (signal.set_wakeup_fd) that a thread relays to a
+    guard condition of the node (wake), so that the executor wakes at once. close() before
+    the node is destroyed."""
 
     def __init__(self):
         self.received = []
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._closing = False
+        self._relay = None
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._on_signal)
+        self._previous_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
 
     def _on_signal(self, signum, frame):
         self.received.append(signum)
 
+    def wake(self, node):
+        """From now on a stop signal triggers a guard condition of `node`: the executor
+        spinning it returns and the spin loop sees `received`."""
+        guard = node.create_guard_condition(lambda: None)
+
+        def relay():
+            while True:
+                try:
+                    os.read(self._read, 64)
+                except InterruptedError:
+                    continue
+                if self._closing:
+                    return
+                guard.trigger()
+
+        self._relay = threading.Thread(target=relay, name='edge_classifier-signals',
+                                       daemon=True)
+        self._relay.start()
+
+    def close(self):
+        """Stop relaying (the thread joined), give the wake-up fd back, close the pipe.
+        The recording handlers stay (a late signal must not interrupt the clean-up)."""
+        signal.set_wakeup_fd(self._previous_fd)
+        self._closing = True
+        if self._relay is not None:
+            os.write(self._write, b'\0')
+            self._relay.join()
+            self._relay = None
+        for fd in (self._read, self._write):
+            os.close(fd)
+
 
 def _finish():
     rclpy.try_shutdown()
-    # Join rclpy's signal-handling thread before interpreter teardown: leaving it to the
-    # C++ static destructors can abort the process ("terminate called without an active
-    # exception") when a signal arrives under load. Our recording handlers stay in place.
+    # Join the thread rclpy starts at init for its signal handling (started even when it
+    # installs no handlers) before interpreter teardown: left to the C++ static
+    # destructors, it can abort the process ("terminate called without an active
+    # exception"). Our recording handlers stay in place.
     uninstall = getattr(getattr(rclpy, 'signals', None), 'uninstall_signal_handlers', None)
     if uninstall is not None:
         try:
@@ -182,40 +233,36 @@ def run_node(factory, label, args=None, large_frames=False, help_text=None):
     if large_frames:
         use_large_frame_profile()
     signals = StopSignals()
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         try:
-            # The executor first: built after the node, a signal arriving once the node is
-            # visible could interrupt its constructor (a traceback from its __del__).
+            # A signal while the node is built is only recorded: the node is built, then
+            # the loop below does not start.
             executor = SingleThreadedExecutor()
             node = factory()
             executor.add_node(node)
+            signals.wake(node)
         except (EdgeClassifierError, ParameterException) as exc:
             print(f'[{label}] cannot start: {exc}', file=sys.stderr, flush=True)
             return EXIT_USAGE
-        except ExternalShutdownException:
-            return 0
-        except Exception:
-            if signals.received or not rclpy.ok():  # a signal raced the start-up
-                return 0
-            raise
         try:
-            # A timeout, so that a signal rclpy does not handle still ends the loop.
             while rclpy.ok() and not signals.received:
-                executor.spin_once(timeout_sec=0.5)
-        except ExternalShutdownException:
+                executor.spin_once(timeout_sec=0.5)  # a timeout: a missed wake-up costs 0.5 s
+        except ExternalShutdownException:   # someone else shut the context down
             pass
-        except Exception:
-            # A signal can shut the context down between the executor's checks, which then
-            # surfaces as an RCLError ("context is not valid") instead of a clean exit.
-            if rclpy.ok() and not signals.received:
-                raise
         return 0
     finally:
-        if node is not None:
-            node.destroy_node()  # the node stops its own threads
-        _finish()
+        # A clean-up stuck (in the middleware, say) must not hang the process until a
+        # SIGKILL with no word of where: past CLEANUP_LIMIT, the stacks and exit 1.
+        faulthandler.dump_traceback_later(CLEANUP_LIMIT, exit=True)
+        try:
+            signals.close()
+            if node is not None:
+                node.destroy_node()  # the node stops its own threads
+            _finish()
+        finally:
+            faulthandler.cancel_dump_traceback_later()
         # Interpreter shutdown resets Python-handled signals to their default action, so a
         # late SIGINT would kill the process (exit -2); ignored signals stay ignored.
         for sig in STOP_SIGNALS:

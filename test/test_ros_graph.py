@@ -4,6 +4,8 @@ parameters that describe themselves, worker logs on /rosout, integer parameters.
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 
 from rcl_interfaces.msg import Log
@@ -97,8 +99,39 @@ def test_ctrl_c_twice_under_load_exits_cleanly(ros):
         for name, proc in procs.items():
             code, _, err, _ = stop(proc, sig=None, timeout=20)
             if code != 0 or 'Traceback' in err or 'terminate called' in err:
-                failures.append(f'run {run} {name}: exit {code}\n{err[-1500:]}')
+                failures.append(f'run {run} {name}: exit {code}\n{err[-4000:]}')
     assert not failures, '\n'.join(failures)
+
+
+STUCK_NODE = """
+import sys, threading
+import rclpy.node
+from edge_classifier import ros_main
+ros_main.CLEANUP_LIMIT = 1.0
+
+class Stuck(rclpy.node.Node):
+    def destroy_node(self):
+        threading.Event().wait()   # a clean-up that never ends
+
+def make():
+    node = Stuck('stuck_cleanup')
+    print('ready', flush=True)
+    return node
+
+sys.exit(ros_main.run_node(make, 'stuck'))
+"""
+
+
+def test_a_stuck_clean_up_prints_where_and_exits_instead_of_hanging():
+    """A clean-up that hangs (in the middleware, say) ends past ros_main.CLEANUP_LIMIT with
+    every thread's stack on stderr and exit 1, not at launch's SIGKILL with no word."""
+    proc = subprocess.Popen([sys.executable, '-c', STUCK_NODE], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == 'ready', proc.communicate(timeout=30)
+    code, _, err, seconds = stop(proc, signal.SIGINT, timeout=30)
+    assert code == 1, f'exit {code}: {err}'
+    assert 'Timeout' in err and 'in destroy_node' in err, err
+    assert seconds >= 1.0, seconds
 
 
 def test_the_input_is_in_the_graph_before_any_camera(ros, sample_bgr):
