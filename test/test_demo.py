@@ -90,7 +90,7 @@ def test_web_demo_prints_the_url_and_serves_the_page_until_stopped(mode):
         code, out, err, _ = stop(proc, sig=signal.SIGINT, timeout=20)
     assert f'open http://127.0.0.1:{port}/ in a browser' in out
     assert code == 0, out + err
-    assert 'node exit 0, camera exit 0, web_view exit 0' in out
+    assert 'node exit 0, camera exit 0, web_view exit 0' in out, out + err
 
 
 def test_echo_shows_names_even_for_results_that_came_before_the_label_map():
