@@ -27,7 +27,7 @@ from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterVal
                               ParameterException, ParameterUninitializedException)
 from rclpy.parameter import Parameter
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.signals import SignalHandlerOptions
+from rclpy.signals import SignalHandlerOptions, uninstall_signal_handlers
 
 from . import fastdds, resources
 from .errors import EXIT_USAGE, EdgeClassifierError, StartupError
@@ -91,18 +91,16 @@ class StopSignals:
             os.close(fd)
 
 
-def _finish():
-    rclpy.try_shutdown()
-    # Join the thread rclpy starts at init for its signal handling (started even when it
-    # installs no handlers) before interpreter teardown: left to the C++ static
-    # destructors, it can abort the process ("terminate called without an active
-    # exception"). Our recording handlers stay in place.
-    uninstall = getattr(getattr(rclpy, 'signals', None), 'uninstall_signal_handlers', None)
-    if uninstall is not None:
-        try:
-            uninstall()
-        except Exception:  # not installed, or already gone
-            pass
+def _init_rclpy(args):
+    """rclpy.init without rclpy's signal handlers (module docstring). rclpy starts its
+    signal-handling thread even so: it is joined here, at once. Left to the C++ static
+    destructors at exit, it can abort the process ("terminate called without an active
+    exception"); joined at shutdown instead, uninstall_signal_handlers would first restore
+    the handler it saved, which with none installed is SIG_DFL (signal_handler.cpp), for an
+    instant, just when launch's second Ctrl-C may land (exit -2). Here that instant falls
+    in the start-up, as a Ctrl-C during the imports would."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    uninstall_signal_handlers()
 
 
 def use_large_frame_profile():
@@ -233,7 +231,7 @@ def run_node(factory, label, args=None, large_frames=False, help_text=None):
     if large_frames:
         use_large_frame_profile()
     signals = StopSignals()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    _init_rclpy(args)
     node = None
     try:
         try:
@@ -260,7 +258,8 @@ def run_node(factory, label, args=None, large_frames=False, help_text=None):
             signals.close()
             if node is not None:
                 node.destroy_node()  # the node stops its own threads
-            _finish()
+            # the context itself: rclpy.try_shutdown (Kilted) would uninstall again (above)
+            rclpy.get_default_context().try_shutdown()
         finally:
             faulthandler.cancel_dump_traceback_later()
         # Interpreter shutdown resets Python-handled signals to their default action, so a
