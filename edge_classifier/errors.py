@@ -8,6 +8,7 @@ into another's message). Commands print that message and exit with code 2, never
 traceback.
 """
 import argparse
+import contextlib
 import difflib
 import functools
 import signal
@@ -108,8 +109,42 @@ class Terminated(KeyboardInterrupt):
     `except KeyboardInterrupt` runs: child processes stopped, worker threads joined)."""
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
+class _Held:
+    depth = 0        # > 0 inside signals_held() (main thread only)
+    pending = None   # the KeyboardInterrupt / Terminated to raise when the hold ends
+
+
+def _on_stop_signal(signum, frame):
+    exc = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    if _Held.depth:
+        _Held.pending = _Held.pending or exc
+        return
+    _Held.pending = None
+    raise exc
+
+
+def raise_on_stop_signals():
+    """SIGINT raises KeyboardInterrupt and SIGTERM Terminated in the main thread, as in
+    any Python tool, except inside signals_held(). Returns the handlers replaced (None:
+    one not installed from Python)."""
+    return {sig: signal.signal(sig, _on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Hold Ctrl-C / SIGTERM (raise_on_stop_signals) while rclpy runs: in spin_once the C++
+    side calls Python (a message's class builds it), and a KeyboardInterrupt raised there
+    comes out of pybind11 as `RuntimeError: Unable to convert call argument '0' to Python
+    object`, a traceback instead of a clean stop (seen once in CI, node_bench). The held
+    signal is raised when the hold ends."""
+    _Held.depth += 1
+    try:
+        yield
+    finally:
+        _Held.depth -= 1
+        exc, _Held.pending = (_Held.pending, None) if not _Held.depth else (None, _Held.pending)
+        if exc is not None:
+            raise exc
 
 
 def cli(label):
@@ -119,9 +154,9 @@ def cli(label):
     def wrap(main):
         @functools.wraps(main)
         def run(*args, **kwargs):
-            previous = None
+            previous = {}
             if threading.current_thread() is threading.main_thread():
-                previous = signal.signal(signal.SIGTERM, _raise_terminated)
+                previous = raise_on_stop_signals()
             try:
                 return main(*args, **kwargs)
             except EdgeClassifierError as exc:
@@ -131,8 +166,9 @@ def cli(label):
                 print(f'{label}: interrupted', file=sys.stderr)
                 return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
             finally:
-                if previous is not None:
-                    signal.signal(signal.SIGTERM, previous)
+                for sig, handler in previous.items():
+                    if handler is not None:
+                        signal.signal(sig, handler)
         return run
     return wrap
 

@@ -26,11 +26,12 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
                               ParameterException, ParameterUninitializedException)
 from rclpy.parameter import Parameter
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions, uninstall_signal_handlers
 
 from . import fastdds, resources
-from .errors import EXIT_USAGE, EdgeClassifierError, StartupError
+from .errors import (EXIT_USAGE, EdgeClassifierError, StartupError, raise_on_stop_signals,
+                     signals_held)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # s the clean-up after a stop signal may take before every thread's stack is printed and
@@ -101,6 +102,32 @@ def _init_rclpy(args):
     in the start-up, as a Ctrl-C during the imports would."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     uninstall_signal_handlers()
+
+
+def init_tool(args=None):
+    """rclpy.init for a command line tool that spins rclpy itself (echo, demo, benchmarks):
+    no rclpy signal handlers either (_init_rclpy); Ctrl-C raises KeyboardInterrupt and
+    SIGTERM errors.Terminated, held while rclpy runs (spin_once below)."""
+    _init_rclpy(args)
+    raise_on_stop_signals()
+
+
+def shutdown_rclpy():
+    """The context shut down, rclpy's signal handling left alone: rclpy.try_shutdown
+    (Kilted) would uninstall the handlers again, which sets SIGINT to SIG_DFL for an
+    instant (_init_rclpy)."""
+    rclpy.get_default_context().try_shutdown()
+
+
+def spin_once(node_or_executor, timeout_sec):
+    """One spin of a tool's node (or executor), Ctrl-C held until it returns: raised inside,
+    rclpy's C++ would turn the KeyboardInterrupt into a RuntimeError (errors.signals_held).
+    Without rclpy's handlers a signal does not wake the wait: it is seen within timeout_sec."""
+    with signals_held():
+        if isinstance(node_or_executor, Executor):
+            node_or_executor.spin_once(timeout_sec=timeout_sec)
+        else:
+            rclpy.spin_once(node_or_executor, timeout_sec=timeout_sec)
 
 
 def use_large_frame_profile():
@@ -258,8 +285,7 @@ def run_node(factory, label, args=None, large_frames=False, help_text=None):
             signals.close()
             if node is not None:
                 node.destroy_node()  # the node stops its own threads
-            # the context itself: rclpy.try_shutdown (Kilted) would uninstall again (above)
-            rclpy.get_default_context().try_shutdown()
+            shutdown_rclpy()
         finally:
             faulthandler.cancel_dump_traceback_later()
         # Interpreter shutdown resets Python-handled signals to their default action, so a

@@ -4,12 +4,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from edge_classifier.backends import BackendError
 from edge_classifier.config import ConfigError
-from edge_classifier.errors import EdgeClassifierError
+from edge_classifier.errors import (EdgeClassifierError, Terminated, raise_on_stop_signals,
+                                    signals_held)
 from edge_classifier.frames import FrameError
 from edge_classifier.launch_args import LaunchArgumentError
 from edge_classifier.node import StartupError
@@ -145,3 +147,26 @@ def test_every_error_kind_is_defined_in_the_errors_module():
                  for m in re.finditer(r'^class \w+\(.*(Error|Failed)\b.*\):', path.read_text(),
                                       re.M)]
     assert not elsewhere, elsewhere
+
+
+def test_a_stop_signal_while_held_is_raised_when_the_hold_ends():
+    """errors.signals_held (tools spinning rclpy): Ctrl-C / SIGTERM inside is raised on
+    leaving the outermost hold, not where it landed; outside a hold, at once."""
+    previous = raise_on_stop_signals()
+    reached = []
+    try:
+        with pytest.raises(Terminated):
+            with signals_held():
+                with signals_held():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    reached.append('inner')
+                reached.append('outer')
+        assert reached == ['inner', 'outer']
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        with signals_held():
+            pass   # nothing left over from the signals before
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

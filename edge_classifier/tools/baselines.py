@@ -15,11 +15,12 @@ import sys
 import cv2
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, ObjectHypothesis
 
 from ..config import load_config
+from ..ros_main import init_tool, shutdown_rclpy, spin_once
 
 
 def floor_node():
@@ -73,14 +74,17 @@ def main(argv=None):
     if not argv or argv[0] not in kinds:
         print(__doc__, file=sys.stderr)
         return 2
-    rclpy.init(args=argv[1:])
+    init_tool(args=argv[1:])
     node = kinds[argv[0]]()
+    executor = SingleThreadedExecutor()   # rclpy.spin(node), stoppable by Ctrl-C between spins
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while True:
+            spin_once(executor, 0.1)
+    except KeyboardInterrupt:   # SIGINT, SIGTERM
         pass
     node.destroy_node()
-    rclpy.try_shutdown()
+    shutdown_rclpy()
     return 0
 
 

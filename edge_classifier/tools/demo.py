@@ -16,10 +16,10 @@ import sys
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 
 from .. import resources
 from ..errors import Parser
+from ..ros_main import init_tool, shutdown_rclpy, spin_once
 from . import node_command, spawn
 from .echo import Echo, _name
 
@@ -149,14 +149,14 @@ def _frame_ids(source):
 def _listen(procs, seen, photos, timeout, what, echo_args):
     """Spin an Echo (echo_args) until every photo is in `seen` (or the timeout, or a
     process exits), stop the processes, print the summary line; the exit status."""
-    rclpy.init()
+    init_tool()
     listener = rclpy.create_node('edge_classifier_demo')
     echo = Echo(listener, **echo_args)
     status = _spin(listener, procs, lambda: len(seen) >= len(photos), timeout,
                    lambda: f'{len(seen)}/{len(photos)} photos')
     codes = _stop_all(procs)
     listener.destroy_node()
-    rclpy.try_shutdown()
+    shutdown_rclpy()
     print(f'received {len(echo.received)} {what} messages covering {len(seen)}/'
           f'{len(photos)} photos; camera exit {codes[1]}, node exit {codes[0]}', flush=True)
     return status
@@ -199,8 +199,8 @@ def _spin(listener, procs, done, timeout, progress=lambda: ''):
                 if proc.poll() is not None:
                     print(f'{name} exited with {proc.returncode}', file=sys.stderr)
                     return 1
-            rclpy.spin_once(listener, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C (distro-dependent)
+            spin_once(listener, 0.1)
+    except KeyboardInterrupt:   # Ctrl-C, SIGTERM
         return 130
     return 0
 

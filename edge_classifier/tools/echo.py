@@ -12,11 +12,11 @@ import sys
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 
 from ..errors import Parser
+from ..ros_main import init_tool, shutdown_rclpy, spin_once
 
 
 def format_result(msg, names):
@@ -103,7 +103,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     split = argv.index('--ros-args') if '--ros-args' in argv else len(argv)
     args = parser.parse_args(argv[:split])   # a typo'd option fails, naming it
-    rclpy.init(args=[sys.argv[0], *argv[split:]])
+    init_tool(args=[sys.argv[0], *argv[split:]])
     node = rclpy.create_node('classification_echo')
     topic = args.topic or ('classified_detections' if args.detections else 'classification')
     fmt = format_detections if args.detections else format_result
@@ -114,15 +114,15 @@ def main(argv=None):
         while rclpy.ok() and not (args.count and echo.shown >= args.count):
             if deadline and time.monotonic() > deadline:
                 break
-            rclpy.spin_once(node, timeout_sec=0.1)
+            spin_once(node, 0.1)
             echo.flush()
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C (distro-dependent)
+    except KeyboardInterrupt:   # Ctrl-C, SIGTERM
         pass
     finally:
         echo.label_wait = 0.0
         echo.flush()   # what is held is shown, with or without names
         node.destroy_node()
-        rclpy.try_shutdown()
+        shutdown_rclpy()
     return 0 if not args.count or echo.shown >= args.count else 1
 
 

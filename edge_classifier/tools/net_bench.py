@@ -68,10 +68,11 @@ def network_profile():
 def listen(topic):
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from vision_msgs.msg import Classification, LabelInfo
 
+    from ..ros_main import init_tool, shutdown_rclpy, spin_once
     from ..wiring.diagnostics import BOOKS_KEY
 
     lock = threading.Lock()
@@ -92,7 +93,7 @@ def listen(topic):
             if got:
                 say({'books': got, 'node': status.name})
 
-    rclpy.init()
+    init_tool()   # SIGINT / SIGTERM: KeyboardInterrupt / Terminated, between spins
     node = rclpy.create_node('net_listener')
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -100,15 +101,17 @@ def listen(topic):
     node.create_subscription(LabelInfo, topic + '/label_info',
                              lambda m: say({'label_info': len(m.class_map)}), latched)
     node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)
-    signal.signal(signal.SIGTERM, lambda *a: rclpy.try_shutdown())
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     say({'ready': True})
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while True:
+            spin_once(executor, 0.1)
+    except KeyboardInterrupt:
         pass
     finally:
         node.destroy_node()
-        rclpy.try_shutdown()
+        shutdown_rclpy()
 
 
 class Lines:

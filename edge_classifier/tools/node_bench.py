@@ -49,6 +49,7 @@ from vision_msgs.msg import Classification
 from .. import resources
 from ..config import load_config
 from ..errors import EdgeClassifierError, Parser, cli
+from ..ros_main import init_tool, shutdown_rclpy, spin_once
 from . import node_command, spawn
 from ..wiring.diagnostics import BOOKS_KEY, node_of
 
@@ -149,7 +150,7 @@ class Listener:
     def spin_until(self, predicate, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not predicate():
-            rclpy.spin_once(self.node, timeout_sec=0.05)
+            spin_once(self.node, 0.05)
         return predicate()
 
     def close(self):
@@ -285,7 +286,7 @@ def main(argv=None):
           f'{args.rounds} alternating rounds (this CPU; ONNX Runtime, not BPU figures)\n',
           flush=True)
     stand_in = StandIn()
-    rclpy.init()
+    init_tool()
     node = rclpy.create_node('node_bench')
     results = {}
     steps = args.rounds * len(rates) * len(variants) + (2 if args.cameras_seconds else 0)
@@ -311,7 +312,7 @@ def main(argv=None):
     finally:
         bar.close()
         node.destroy_node()
-        rclpy.try_shutdown()
+        shutdown_rclpy()
     web = any(viewer == 'web' for _, _, viewer in results)
     print('| camera | case | classified fps | CPU ms / frame | e2e p50 ms | e2e p99 ms |'
           + (' web_view CPU ms / frame |' if web else '') + ' node CPU % of a core |')
