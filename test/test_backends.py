@@ -9,6 +9,7 @@ import pytest
 
 from edge_classifier.backends import BackendError, create_backend
 from edge_classifier.backends.bpu import MODULES
+from edge_classifier.backends.onnxruntime import PROBE_AFTER
 from edge_classifier.frames import Frame, read_image
 from edge_classifier.nv12 import Geometry, to_nv12
 
@@ -119,15 +120,39 @@ def test_adaptive_threads_really_run_on_the_session_they_choose(default_cfg, sam
 
 
 class _TimedSession:
-    """A session stand-in on a test clock: each run takes `ms` of it."""
+    """A session stand-in on a test clock: each run takes `ms` of it (a list: its runs in
+    turn, the last one repeated)."""
 
     def __init__(self, clock, ms, log, name):
-        self.clock, self.ms, self.log, self.name = clock, ms, log, name
+        self.ms = list(ms) if isinstance(ms, (list, tuple)) else [ms]
+        self.clock, self.log, self.name = clock, log, name
 
     def run(self, *args):
         self.log.append(self.name)
-        self.clock.now += self.ms / 1000
+        self.clock.now += (self.ms.pop(0) if len(self.ms) > 1 else self.ms[0]) / 1000
         return [np.zeros((1, 1000), np.float32)]
+
+
+class _Clock:
+    now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def _camera(cfg, wide_ms, narrow_ms, frames, hz=30.0):
+    """A camera at `hz` into the adaptive backend on a test clock: which session each
+    frame ran on."""
+    clock, log = _Clock(), []
+    with create_backend(cfg, backend='onnxruntime') as backend:
+        backend.clock = clock
+        backend.session = _TimedSession(clock, wide_ms, log, 'wide')
+        backend._narrow = _TimedSession(clock, narrow_ms, log, 'narrow')
+        blob = np.zeros((1, 3, 224, 224), np.float32)
+        for i in range(frames):
+            clock.now = max(clock.now, 100.0 + i / hz)
+            backend.run_blob(blob)
+    return log
 
 
 def test_sparse_frames_go_back_to_the_wide_session_after_a_narrow_run(default_cfg):
@@ -135,13 +160,7 @@ def test_sparse_frames_go_back_to_the_wide_session_after_a_narrow_run(default_cf
     After one run went narrow (it overlapped another), the next sparse frames run wide
     again: the margin is half a wide run, not half the last run (9 ms of idle after a
     24 ms run would have kept every later frame narrow)."""
-    class Clock:
-        now = 100.0
-
-        def __call__(self):
-            return self.now
-
-    clock, log = Clock(), []
+    clock, log = _Clock(), []
     cfg = default_cfg.replace(workers=2, ort_intra_op_threads=0, ort_adaptive_threads=True)
     with create_backend(cfg, backend='onnxruntime') as backend:
         backend.clock = clock
@@ -171,7 +190,29 @@ def test_sparse_frames_go_back_to_the_wide_session_after_a_narrow_run(default_cf
         for _ in range(5):
             clock.now += 0.001            # the next frame is already waiting
             backend.run_blob(blob)
-    assert log == ['wide'] + ['narrow'] * 5
+    # (the first run is cold and sets no margin: the second runs wide and sets it)
+    assert log == ['wide'] * 2 + ['narrow'] * 4
+
+
+def test_a_slow_first_run_does_not_keep_a_camera_on_one_thread(default_cfg):
+    """The wide session's first run is cold (the workers' warm-up: 52 ms measured where a
+    frame then takes 6): it must not set the margin, or every later frame of a 30 Hz
+    camera (27 ms apart) runs on one thread (measured in the node: 275 of 315 frames)."""
+    cfg = default_cfg.replace(workers=2, ort_intra_op_threads=0, ort_adaptive_threads=True)
+    log = _camera(cfg, wide_ms=[52, 6], narrow_ms=10, frames=30)
+    assert log == ['wide'] * 30
+
+
+def test_a_stalled_wide_run_keeps_frames_narrow_only_until_the_probe(default_cfg):
+    """A slow CPU at 30 Hz (two threads 14 ms, one 24 ms) whose first measured wide run
+    was stalled by another process (50 ms): the margin (25 ms) then keeps the frames narrow
+    (9 ms apart), until the PROBE_AFTER-th runs wide again and is measured: from then on
+    every frame runs wide."""
+    cfg = default_cfg.replace(workers=2, ort_intra_op_threads=0, ort_adaptive_threads=True)
+    log = _camera(cfg, wide_ms=[60, 50, 14], narrow_ms=24, frames=40)
+    assert log[:2] == ['wide', 'wide']
+    assert log[2:2 + PROBE_AFTER] == ['narrow'] * PROBE_AFTER
+    assert log[2 + PROBE_AFTER:] == ['wide'] * (38 - PROBE_AFTER)
 
 
 def test_channel_order_bgr_reverses_the_channels_of_the_onnx_input(default_cfg):

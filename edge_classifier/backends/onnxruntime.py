@@ -8,6 +8,7 @@ Threads (ort_adaptive_threads): an inference that runs alone uses ort_intra_op_t
 another is running goes to a second, single-threaded session, so N workers under a flood
 use N threads instead of N x cores (measured on 2 cores, Lite0, in README "Benchmarks").
 """
+import collections
 import threading
 import time
 
@@ -15,6 +16,9 @@ import numpy as np
 
 from .base import Backend, BackendError
 from ..nv12 import nv12_to_rgb
+
+WIDE_RUNS = 4     # the margin is half the shortest of the last WIDE_RUNS wide runs
+PROBE_AFTER = 8   # after this many idle runs in a row kept narrow by the margin, one runs wide
 
 _OPT_LEVELS = {'disable': 'ORT_DISABLE_ALL', 'basic': 'ORT_ENABLE_BASIC',
                'extended': 'ORT_ENABLE_EXTENDED', 'all': 'ORT_ENABLE_ALL'}
@@ -31,7 +35,9 @@ class OnnxRuntimeBackend(Backend):
         self._lock = threading.Lock()
         self._running = 0
         self._last_end = float('-inf')
-        self._wide_run = 0.0            # how long the last run on the wide session took
+        self._wide_runs = collections.deque(maxlen=WIDE_RUNS)   # recent wide runs (s)
+        self._wide_cold = True          # the wide session's first run is still to come
+        self._kept_narrow = 0           # idle runs in a row the margin sent narrow
         self.clock = time.monotonic
         self.narrow_runs = 0            # runs that went to the single-threaded session
         self._local = threading.local()
@@ -93,27 +99,38 @@ class OnnxRuntimeBackend(Backend):
         """One session run: the wide session when the backend is idle (no run in flight,
         none ended within half a wide run's time: sparse frames), else the single-threaded
         one (when there is one). The margin keeps back-to-back runs of several workers on
-        one thread each, instead of one of them grabbing every core now and then. It is
-        half of a *wide* run: measured against the last run of either kind, a CPU where a
-        single-threaded run is longer than half the frame interval (Lite0 at 30 Hz on a
-        slow CPU: 24 of 33 ms) never left the narrow session once it had used it."""
+        one thread each, instead of one of them grabbing every core now and then.
+
+        The margin must not keep sparse frames narrow, or a camera's every frame takes a
+        single thread's time: it is half a *wide* run (measured against the last run of
+        either kind, a slow CPU's 24 ms single-threaded run left 9 of 33 ms idle: narrow
+        for good), the shortest of the last few (a run stalled by another process is
+        longer, never shorter), not counting the session's first run (cold: ONNX Runtime
+        allocates and pre-packs then; the workers' warm-up took 52 ms where a frame takes
+        6, and kept a 30 Hz camera on one thread). Should the margin still be wrong, every
+        PROBE_AFTER-th idle run it sent narrow runs wide, and is measured."""
         narrow = self._narrow
         if narrow is None:
             return self.session.run(None, {self.input_name: blob})[0]
         with self._lock:
             start = self.clock()
-            idle = self._running == 0 and start - self._last_end >= self._wide_run / 2
-            session = self.session if idle else narrow
+            idle = self._running == 0
+            margin = min(self._wide_runs, default=0.0) / 2
+            wide = idle and (start - self._last_end >= margin
+                             or self._kept_narrow >= PROBE_AFTER)
+            self._kept_narrow = 0 if wide or not idle else self._kept_narrow + 1
             self._running += 1
-            self.narrow_runs += not idle
+            self.narrow_runs += not wide
         try:
-            return session.run(None, {self.input_name: blob})[0]
+            return (self.session if wide else narrow).run(None, {self.input_name: blob})[0]
         finally:
             with self._lock:
                 self._running -= 1
                 self._last_end = self.clock()
-                if idle:
-                    self._wide_run = self._last_end - start
+                if wide and self._wide_cold:
+                    self._wide_cold = False
+                elif wide:
+                    self._wide_runs.append(self._last_end - start)
 
     def _buffers(self, n):
         local = self._local
