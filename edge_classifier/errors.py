@@ -142,8 +142,8 @@ def signals_held():
         yield
     finally:
         _Held.depth -= 1
-        exc, _Held.pending = (_Held.pending, None) if not _Held.depth else (None, _Held.pending)
-        if exc is not None:
+        if not _Held.depth and _Held.pending is not None:
+            exc, _Held.pending = _Held.pending, None
             raise exc
 
 

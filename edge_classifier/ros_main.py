@@ -130,6 +130,18 @@ def spin_once(node_or_executor, timeout_sec):
             rclpy.spin_once(node_or_executor, timeout_sec=timeout_sec)
 
 
+def spin_until_stopped(node, step_sec=0.1):
+    """A tool's rclpy.spin(node) that Ctrl-C or SIGTERM (init_tool) ends cleanly: spins of
+    step_sec (the stop's latency at most) until the signal's exception, which ends it."""
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while True:
+            spin_once(executor, step_sec)
+    except KeyboardInterrupt:   # Terminated (SIGTERM) is one too
+        pass
+
+
 def use_large_frame_profile():
     """Load the package's Fast DDS profile for camera-sized images, config/
     fastdds_network.xml (fastdds_network_humble_jazzy.xml on Fast DDS 2: fastdds.py): a

@@ -15,12 +15,11 @@ import sys
 import cv2
 import numpy as np
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, ObjectHypothesis
 
 from ..config import load_config
-from ..ros_main import init_tool, shutdown_rclpy, spin_once
+from ..ros_main import init_tool, shutdown_rclpy, spin_until_stopped
 
 
 def floor_node():
@@ -76,13 +75,7 @@ def main(argv=None):
         return 2
     init_tool(args=argv[1:])
     node = kinds[argv[0]]()
-    executor = SingleThreadedExecutor()   # rclpy.spin(node), stoppable by Ctrl-C between spins
-    executor.add_node(node)
-    try:
-        while True:
-            spin_once(executor, 0.1)
-    except KeyboardInterrupt:   # SIGINT, SIGTERM
-        pass
+    spin_until_stopped(node)
     node.destroy_node()
     shutdown_rclpy()
     return 0

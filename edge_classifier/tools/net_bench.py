@@ -68,11 +68,10 @@ def network_profile():
 def listen(topic):
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from vision_msgs.msg import Classification, LabelInfo
 
-    from ..ros_main import init_tool, shutdown_rclpy, spin_once
+    from ..ros_main import init_tool, shutdown_rclpy, spin_until_stopped
     from ..wiring.diagnostics import BOOKS_KEY
 
     lock = threading.Lock()
@@ -101,14 +100,9 @@ def listen(topic):
     node.create_subscription(LabelInfo, topic + '/label_info',
                              lambda m: say({'label_info': len(m.class_map)}), latched)
     node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
     say({'ready': True})
     try:
-        while True:
-            spin_once(executor, 0.1)
-    except KeyboardInterrupt:
-        pass
+        spin_until_stopped(node)
     finally:
         node.destroy_node()
         shutdown_rclpy()
