@@ -260,7 +260,7 @@ class WorkerPool:
             if replaced is not None:
                 self._books.settle(replaced, 'dropped')
             self._idle.wake_warmest()
-            self._converter_wake.notify()
+            self._wake_converter()
 
     @property
     def idle_workers(self):
@@ -350,7 +350,7 @@ class WorkerPool:
                 self._idle.leave(wake)
                 if self._slots.waiting() or self._fans:
                     self._idle.wake_warmest()  # more work waits: the next idle worker
-                self._converter_wake.notify()  # the converter watches the idle count
+                self._wake_converter()
 
     def _next_box(self):
         """A box task of a frame whose boxes are not all handed out (the lock held)."""
@@ -504,6 +504,14 @@ class WorkerPool:
                     kept = len(result.plan.kept)
                     job.source.stats.boxes += kept
                     self._box_times.append((now, kept))
+
+    def _wake_converter(self):
+        """Wake the converter when it has work (the lock held): no idle worker and a raw
+        frame waiting, what _convert_target asks. Not on every frame: at a camera's pace a
+        worker is idle and the wake (twice a frame) only took the lock and the GIL from the
+        worker as its inference started."""
+        if len(self._idle) == 0 and any(s.raw is not None for s in self._slots.sources.values()):
+            self._converter_wake.notify()
 
     def _convert_target(self):
         """Convert ahead only while no worker is idle (an idle one converts its own)."""

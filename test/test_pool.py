@@ -452,3 +452,31 @@ def test_overlay_worker_slots_per_source_discard_and_a_failure_does_not_end_it()
     finally:
         hold.set()
         assert worker.stop()
+
+
+def test_at_a_cameras_pace_the_converter_is_not_woken(clf):
+    """A frame that finds a worker idle goes to that worker: the converter has nothing to
+    do and is not woken (it was, twice a frame, taking the lock and the GIL from the
+    worker as its inference started). Once no worker is idle, a waiting frame wakes it."""
+    wakes, results, release = [], [], threading.Event()
+    pool = WorkerPool(clf, 2, lambda r: results.append(r.meta), warmup=False)
+    notify = pool._converter_wake.notify
+    pool._converter_wake.notify = lambda *a: (wakes.append(a), notify(*a))
+    pool.start()
+    try:
+        assert wait_for(lambda: pool.idle_workers == 2)
+        for i in range(10):   # one at a time, as a camera whose frames take less than its period
+            pool.submit('cam', lambda: Frame('bgr', IMG), i)
+            assert wait_for(lambda: len(results) == i + 1 and pool.idle_workers == 2)
+        assert wakes == [] and pool.converted_ahead == 0
+        real_infer = clf.backend.infer
+        clf.backend.infer = lambda batch: (release.wait(5), real_infer(batch))[1]
+        for i in range(10, 13):   # two workers held: the third frame waits, converted ahead
+            pool.submit('cam', lambda: Frame('bgr', IMG), i)
+            assert wait_for(lambda: pool.idle_workers == max(0, 1 - (i - 10)))
+        assert wait_for(lambda: pool.converted_ahead == 1) and wakes
+        release.set()
+        assert wait_for(lambda: results[-1] == 12 and pool.stats()['in_flight'] == 0)
+    finally:
+        release.set()
+        pool.stop()
