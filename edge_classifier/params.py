@@ -271,7 +271,9 @@ TABLE = (
       'per core.', 0, 64, 'threads', model=True),
     P('ort_adaptive_threads', 'bool', True,
       'ONNX Runtime: an inference that starts while another runs uses a second, '
-      'single-threaded session (no oversubscribed cores under load).', model=True),
+      'single-threaded session (no oversubscribed cores under load); one that runs alone '
+      'uses whichever session has been faster alone lately (one thread where the CPU is '
+      'scarce).', model=True),
     P('ort_spinning', 'str', 'in_run',
       'Whether ONNX Runtime\'s threads spin waiting for work: never, in_run (only inside an '
       'inference: no CPU burnt between frames) or always (its default).',

@@ -3,10 +3,13 @@
 NV12 -> RGB/BGR (OpenCV) -> (x - mean) / std -> NCHW float32 -> session. Per-thread
 preallocated buffers; run() releases the GIL, so worker threads run inferences in parallel.
 
-Threads (ort_adaptive_threads): an inference that runs alone uses ort_intra_op_threads
-(0 = one per core), so a sparse camera's frame is done soonest; one that starts while
-another is running goes to a second, single-threaded session, so N workers under a flood
-use N threads instead of N x cores (measured on 2 cores, Lite0, in README "Benchmarks").
+Threads (ort_adaptive_threads): there are two sessions, a wide one (ort_intra_op_threads,
+0 = one per core) and a single-threaded one. An inference that starts while another is
+running goes to the single-threaded one, so N workers under a flood use N threads instead
+of N x cores; one that runs alone goes to whichever of the two has been faster alone here
+lately (the wide one on an idle machine; the single-threaded one where the CPU is scarce,
+under a CPU quota or beside busy processes, where two threads that wait on each other
+only lose time). Measured on 2 cores, Lite0, in README "Benchmarks".
 """
 import collections
 import threading
@@ -17,8 +20,9 @@ import numpy as np
 from .base import Backend, BackendError
 from ..nv12 import nv12_to_rgb
 
-WIDE_RUNS = 4     # the margin is half the shortest of the last WIDE_RUNS wide runs
-PROBE_AFTER = 8   # after this many idle runs in a row kept narrow by the margin, one runs wide
+SAMPLES = 15       # a session's time alone: the median of its last SAMPLES runs alone
+PROBE_EVERY = 16   # every PROBE_EVERY-th run alone goes to the other session (measured again)
+NARROW_IF = 0.8    # a run alone goes narrow once narrow runs alone take < NARROW_IF x wide ones
 
 _OPT_LEVELS = {'disable': 'ORT_DISABLE_ALL', 'basic': 'ORT_ENABLE_BASIC',
                'extended': 'ORT_ENABLE_EXTENDED', 'all': 'ORT_ENABLE_ALL'}
@@ -35,9 +39,9 @@ class OnnxRuntimeBackend(Backend):
         self._lock = threading.Lock()
         self._running = 0
         self._last_end = float('-inf')
-        self._wide_runs = collections.deque(maxlen=WIDE_RUNS)   # recent wide runs (s)
-        self._wide_cold = True          # the wide session's first run is still to come
-        self._kept_narrow = 0           # idle runs in a row the margin sent narrow
+        self._alone = {'wide': None, 'narrow': None}   # recent runs alone (s); None: cold
+        self._runs_alone = 0            # runs that started with no other in flight
+        self._starts = 0                # runs started (a run alone saw none start)
         self.clock = time.monotonic
         self.narrow_runs = 0            # runs that went to the single-threaded session
         self._local = threading.local()
@@ -96,41 +100,50 @@ class OnnxRuntimeBackend(Backend):
                                f'{self.cfg.prepare_hint("onnx_path")})') from exc
 
     def _run(self, blob):
-        """One session run: the wide session when the backend is idle (no run in flight,
-        none ended within half a wide run's time: sparse frames), else the single-threaded
-        one (when there is one). The margin keeps back-to-back runs of several workers on
-        one thread each, instead of one of them grabbing every core now and then.
-
-        The margin must not keep sparse frames narrow, or a camera's every frame takes a
-        single thread's time: it is half a *wide* run (measured against the last run of
-        either kind, a slow CPU's 24 ms single-threaded run left 9 of 33 ms idle: narrow
-        for good), the shortest of the last few (a run stalled by another process is
-        longer, never shorter), not counting the session's first run (cold: ONNX Runtime
-        allocates and pre-packs then; the workers' warm-up took 52 ms where a frame takes
-        6, and kept a 30 Hz camera on one thread). Should the margin still be wrong, every
-        PROBE_AFTER-th idle run it sent narrow runs wide, and is measured."""
+        """One session run. With the single-threaded session (ort_adaptive_threads):
+        - a run that starts while another is in flight, or less than half a run after the
+          last one ended (back-to-back frames of a flood), goes narrow: one of several
+          workers grabbing every core now and then only stalls the others;
+        - a run alone goes to the session that was faster alone lately (the median of its
+          last SAMPLES runs alone; narrow only when NARROW_IF times wide or less: the wide
+          session's runs are noisy; each is tried 3 times first), and every PROBE_EVERY-th
+          to the other one, so the choice follows the machine's load. An idle 2-core VM:
+          wide p50 7 ms, narrow 10 (Lite0, in the node); under a CPU quota of 0.8 core the
+          wide session's two threads wait on each other: wide 15, narrow 10 (node_bench
+          30 Hz e2e p50 25 ms all wide, 15 now).
+        A session's first run is not counted (cold: ONNX Runtime allocates and pre-packs;
+        the workers' warm-up took 52 ms where a frame then took 6, and once kept a 30 Hz
+        camera narrow), nor a run during which another one started."""
         narrow = self._narrow
         if narrow is None:
             return self.session.run(None, {self.input_name: blob})[0]
         with self._lock:
             start = self.clock()
-            idle = self._running == 0
-            margin = min(self._wide_runs, default=0.0) / 2
-            wide = idle and (start - self._last_end >= margin
-                             or self._kept_narrow >= PROBE_AFTER)
-            self._kept_narrow = 0 if wide or not idle else self._kept_narrow + 1
+            self._starts += 1
+            starts, alone, kind = self._starts, self._running == 0, 'narrow'
+            if alone:
+                self._runs_alone += 1
+                median = {k: sorted(t)[len(t) // 2] for k, t in self._alone.items() if t}
+                if start - self._last_end >= min(median.values(), default=0.0) / 2:
+                    known = [k for k, t in self._alone.items() if t and len(t) >= 3]
+                    kind = ('narrow' if known == ['wide'] or len(known) == 2 and
+                            median['narrow'] < NARROW_IF * median['wide'] else 'wide')
+                if self._runs_alone % PROBE_EVERY == 0:
+                    kind = 'wide' if kind == 'narrow' else 'narrow'
             self._running += 1
-            self.narrow_runs += not wide
+            self.narrow_runs += kind == 'narrow'
         try:
-            return (self.session if wide else narrow).run(None, {self.input_name: blob})[0]
+            session = self.session if kind == 'wide' else narrow
+            return session.run(None, {self.input_name: blob})[0]
         finally:
             with self._lock:
                 self._running -= 1
                 self._last_end = self.clock()
-                if wide and self._wide_cold:
-                    self._wide_cold = False
-                elif wide:
-                    self._wide_runs.append(self._last_end - start)
+                times = self._alone[kind]
+                if times is None:       # its first run: cold
+                    self._alone[kind] = collections.deque(maxlen=SAMPLES)
+                elif alone and self._starts == starts:
+                    times.append(self._last_end - start)
 
     def _buffers(self, n):
         local = self._local
