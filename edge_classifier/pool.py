@@ -510,7 +510,7 @@ class WorkerPool:
         frame waiting, what _convert_target asks. Not on every frame: at a camera's pace a
         worker is idle and the wake (twice a frame) only took the lock and the GIL from the
         worker as its inference started."""
-        if len(self._idle) == 0 and any(s.raw is not None for s in self._slots.sources.values()):
+        if len(self._idle) == 0 and self._slots.raw_waiting():
             self._converter_wake.notify()
 
     def _convert_target(self):

@@ -174,6 +174,10 @@ class Slots:
     def waiting(self):
         return any(_waiting(source) is not None for source in self.sources.values())
 
+    def raw_waiting(self):
+        """A frame waits unconverted (work for the converter)."""
+        return any(source.raw is not None for source in self.sources.values())
+
     def take(self):
         """The next frame for a worker (None: none waits)."""
         source = whose_turn(self.sources.values(), _waiting)

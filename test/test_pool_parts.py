@@ -263,6 +263,21 @@ def test_a_taken_converted_frame_leaves_nothing_waiting():
     assert slots.pending() == 2                                    # one raw, one converted
 
 
+def test_raw_waiting_is_a_frame_not_yet_converted_of_any_source():
+    slots = Slots()
+    a, b = slots.source('a'), slots.source('b')
+    assert not slots.raw_waiting()
+    slots.put(job(b, 1))
+    assert slots.raw_waiting()
+    slots.converted(slots.next_to_convert())
+    assert slots.waiting() and not slots.raw_waiting()      # converted: the workers' work
+    slots.put(job(a, 2))
+    assert slots.raw_waiting()
+    slots.take()
+    slots.take()
+    assert not slots.raw_waiting() and not slots.waiting()
+
+
 def test_a_second_conversion_replaces_the_first_which_counts_dropped():
     slots = Slots()
     cam = slots.source('cam')
