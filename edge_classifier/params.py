@@ -268,12 +268,15 @@ TABLE = (
     P('workers', 'int', 2, 'Inference worker threads (frames of any camera run on any of '
       'them, in parallel).', 1, 64, 'threads', model=True),
     P('ort_intra_op_threads', 'int', 0, 'ONNX Runtime threads inside one inference; 0 = one '
-      'per core.', 0, 64, 'threads', model=True),
+      'per core (with ort_adaptive_threads: each pinned to its core).', 0, 64, 'threads',
+      model=True),
     P('ort_adaptive_threads', 'bool', True,
       'ONNX Runtime: an inference that starts while another runs uses a second, '
       'single-threaded session (no oversubscribed cores under load); one that runs alone '
       'uses whichever session has been faster alone lately (one thread where the CPU is '
-      'scarce).', model=True),
+      'scarce). With ort_intra_op_threads 0, the multi-threaded session\'s threads and the '
+      'worker running it are pinned one per core for that run (false: ONNX Runtime\'s '
+      'own placement).', model=True),
     P('ort_spinning', 'str', 'in_run',
       'Whether ONNX Runtime\'s threads spin waiting for work: never, in_run (only inside an '
       'inference: no CPU burnt between frames) or always (its default).',

@@ -1,5 +1,6 @@
 """Backends: ONNX Runtime on real models; the BPU adapter against a fake hobot_dnn that
 follows the board's documented API."""
+import os
 import sys
 import threading
 import time
@@ -9,7 +10,7 @@ import pytest
 
 from edge_classifier.backends import BackendError, create_backend
 from edge_classifier.backends.bpu import MODULES
-from edge_classifier.backends.onnxruntime import PROBE_EVERY
+from edge_classifier.backends.onnxruntime import PROBE_EVERY, core_groups
 from edge_classifier.frames import Frame, read_image
 from edge_classifier.nv12 import Geometry, to_nv12
 
@@ -68,11 +69,15 @@ def test_adaptive_threads_one_thread_per_inference_only_under_load(default_cfg, 
             assert backend._narrow is None
 
 
+ADAPTIVE = dict(workers=2, ort_intra_op_threads=0, ort_adaptive_threads=True)
+
+
 class _SessionSpy:
     """Wraps an ORT session: which threads ran on it, and whether two runs overlapped."""
 
     def __init__(self, session):
         self.session, self.runs, self.overlapped = session, 0, 0
+        self.cpus = []          # the CPUs the calling thread could run on, each run
         self._active, self._lock = 0, threading.Lock()
 
     def run(self, *args):
@@ -80,6 +85,7 @@ class _SessionSpy:
             self._active += 1
             self.runs += 1
             self.overlapped += self._active > 1
+            self.cpus.append(os.sched_getaffinity(0))
         try:
             return self.session.run(*args)
         finally:
@@ -117,6 +123,83 @@ def test_adaptive_threads_really_run_on_the_session_they_choose(default_cfg, sam
         assert narrow.runs >= 10 and narrow.runs == backend.narrow_runs
         assert narrow.overlapped > 0 and wide.overlapped == 0, \
             'two runs at once never share the wide session'
+
+
+def _thread_cpus():
+    """{thread id: the CPUs it may run on} of this process's threads (Linux /proc)."""
+    cpus = {}
+    for tid in os.listdir('/proc/self/task'):
+        try:
+            cpus[int(tid)] = os.sched_getaffinity(int(tid))
+        except OSError:   # ended meanwhile
+            pass
+    return cpus
+
+
+def _two_cores():
+    return len(core_groups(os.sched_getaffinity(0))) >= 2
+
+
+@pytest.mark.skipif(not hasattr(os, 'sched_getaffinity') or not _two_cores(),
+                    reason='pinning needs at least 2 cores')
+def test_the_wide_session_and_the_worker_running_it_are_on_different_cores(
+        default_cfg, samples):
+    """ONNX Runtime's helper once queued behind the worker that called the run, on the
+    same CPU, while the other idled (perf sched; a third of the runs took 18 ms, not 7):
+    the wide session's helpers are pinned one per core, the worker running it to the
+    remaining core for that run only; narrow runs and the worker afterwards are not."""
+    nv12 = to_nv12(read_image(samples['coffee']), Geometry.from_config(default_cfg))
+    allowed = os.sched_getaffinity(0)
+    groups = core_groups(allowed)
+    before = set(_thread_cpus())
+    with create_backend(default_cfg.replace(**ADAPTIVE), backend='onnxruntime') as backend:
+        pinning = backend.pinning
+        assert pinning.caller == set(groups[0]) and pinning.threads == len(groups)
+        assert backend.session.get_session_options().intra_op_num_threads == len(groups)
+        helpers = [cpus for tid, cpus in _thread_cpus().items() if tid not in before]
+        for group in groups[1:]:
+            assert set(group) in helpers, f'no ONNX Runtime thread pinned to {group}'
+        wide, narrow = _SessionSpy(backend.session), _SessionSpy(backend._narrow)
+        backend.session, backend._narrow = wide, narrow
+        expected = backend.infer([nv12])
+        for _ in range(3):
+            time.sleep(0.05)
+            assert np.array_equal(backend.infer([nv12]), expected)
+        backend._running = 1       # as if another worker's run were in flight: narrow
+        assert np.allclose(backend.infer([nv12]), expected, atol=1e-5)
+        backend._running = 0
+        assert wide.cpus == [pinning.caller] * 4 and narrow.cpus == [allowed]
+        assert os.sched_getaffinity(0) == allowed, 'the worker is unpinned after the run'
+    off = default_cfg.replace(**{**ADAPTIVE, 'ort_intra_op_threads': 2})   # the user's count
+    with create_backend(off, backend='onnxruntime') as backend:
+        assert backend.pinning is None
+
+
+def test_core_groups_put_smt_siblings_together(tmp_path):
+    """One group per physical core, as ONNX Runtime counts its default threads; a CPU
+    whose topology is unreadable is a core of its own."""
+    for cpu, package, core in [(0, 0, 0), (1, 0, 1), (2, 0, 0), (3, 0, 1), (4, 1, 0)]:
+        topology = tmp_path / f'cpu{cpu}' / 'topology'
+        topology.mkdir(parents=True)
+        (topology / 'physical_package_id').write_text(f'{package}\n')
+        (topology / 'core_id').write_text(f'{core}\n')
+    assert core_groups({3, 2, 1, 0, 4, 7}, tmp_path) == [[0, 2], [1, 3], [4], [7]]
+    assert core_groups({1, 3}, tmp_path) == [[1, 3]]
+
+
+def test_a_pin_the_kernel_refuses_runs_the_inference_where_the_thread_is(default_cfg,
+                                                                         samples):
+    """A cpuset that changed under the node (a CPU taken away): the run goes on unpinned."""
+    nv12 = to_nv12(read_image(samples['coffee']), Geometry.from_config(default_cfg))
+    with create_backend(default_cfg.replace(**ADAPTIVE), backend='onnxruntime') as backend:
+        if backend.pinning is None:
+            pytest.skip('pinning needs at least 2 cores')
+        expected = backend.infer([nv12])
+        before = os.sched_getaffinity(0)
+        backend.pinning.caller = {max(before) + 4096}   # no such CPU
+        time.sleep(0.05)
+        assert np.array_equal(backend.infer([nv12]), expected)
+        assert os.sched_getaffinity(0) == before
 
 
 class _TimedSession:
@@ -161,9 +244,6 @@ def _camera(cfg, wide_ms, narrow_ms, frames, hz=30.0, overlap=(), gap_ms=None):
 def _probes(frames):
     """At most how many of `frames` runs alone went to the other session to measure it."""
     return frames // PROBE_EVERY + 1
-
-
-ADAPTIVE = dict(workers=2, ort_intra_op_threads=0, ort_adaptive_threads=True)
 
 
 def test_sparse_frames_go_back_to_the_wide_session_after_a_narrow_run(default_cfg):

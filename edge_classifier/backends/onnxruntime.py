@@ -8,10 +8,15 @@ Threads (ort_adaptive_threads): there are two sessions, a wide one (ort_intra_op
 running goes to the single-threaded one, so N workers under a flood use N threads instead
 of N x cores; one that runs alone goes to whichever of the two has been faster alone here
 lately (the wide one on an idle machine; the single-threaded one where the CPU is scarce,
-under a CPU quota or beside busy processes, where two threads that wait on each other
-only lose time). Measured on 2 cores, Lite0, in README "Benchmarks".
+under a CPU quota, where two threads that wait on each other only lose time). With
+ort_intra_op_threads 0, the wide session has one thread per physical core, each of its
+helpers pinned to its own core, and the worker running it is pinned to the remaining one
+for that run: unpinned, ONNX Runtime's helper was queued behind the worker on one CPU now
+and then, while the other CPU idled (a third of the runs in the node took 18 ms, not 7).
+Measured on 2 cores, Lite0, in README "Benchmarks".
 """
 import collections
+import os
 import threading
 import time
 
@@ -28,6 +33,51 @@ _OPT_LEVELS = {'disable': 'ORT_DISABLE_ALL', 'basic': 'ORT_ENABLE_BASIC',
                'extended': 'ORT_ENABLE_EXTENDED', 'all': 'ORT_ENABLE_ALL'}
 
 
+def core_groups(allowed, topology='/sys/devices/system/cpu'):
+    """`allowed` CPUs, one sorted list per physical core (SMT siblings together), in CPU
+    order; a CPU whose topology cannot be read is a core of its own."""
+    groups = {}
+    for cpu in sorted(allowed):
+        try:
+            key = tuple(open(f'{topology}/cpu{cpu}/topology/{name}').read().strip()
+                        for name in ('physical_package_id', 'core_id'))
+        except OSError:
+            key = ('cpu', cpu)
+        groups.setdefault(key, []).append(cpu)
+    return list(groups.values())
+
+
+class _Pinning:
+    """Where the wide session's threads run: its n - 1 helpers one per core (ONNX Runtime's
+    session.intra_op_thread_affinities, 1-based CPU ids), the calling worker on the first
+    core while it runs the session. None when this process may use fewer than 2 cores."""
+
+    def __init__(self, groups):
+        self.threads = len(groups)
+        self.caller = set(groups[0])
+        self.helpers = ';'.join(','.join(str(cpu + 1) for cpu in group)
+                                for group in groups[1:])
+
+    @classmethod
+    def for_this_process(cls):
+        if not hasattr(os, 'sched_getaffinity'):  # not Linux
+            return None
+        groups = core_groups(os.sched_getaffinity(0))
+        return cls(groups) if len(groups) > 1 else None
+
+    def run(self, session, feeds):
+        """session.run with this thread on the caller's core, then where it was."""
+        try:
+            before = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, self.caller)
+        except OSError:   # a cpuset that changed under us: run where the thread is
+            return session.run(None, feeds)[0]
+        try:
+            return session.run(None, feeds)[0]
+        finally:
+            os.sched_setaffinity(0, before)
+
+
 class OnnxRuntimeBackend(Backend):
     name = 'onnxruntime'
 
@@ -36,6 +86,7 @@ class OnnxRuntimeBackend(Backend):
         self.model_path = cfg.resolve(cfg.onnx_path)
         self.session = None
         self._narrow = None          # the single-threaded session (ort_adaptive_threads)
+        self.pinning = None          # _Pinning of the wide session (with the narrow one)
         self._lock = threading.Lock()
         self._running = 0
         self._last_end = float('-inf')
@@ -60,8 +111,11 @@ class OnnxRuntimeBackend(Backend):
                                '(the standalone environment, make setup, has it)') from exc
         self._require_file(self.model_path, 'onnx_path')
         cfg = self.cfg
-        self.session = self._session(ort, cfg.ort_intra_op_threads)
-        if cfg.ort_adaptive_threads and cfg.workers > 1 and cfg.ort_intra_op_threads != 1:
+        adaptive = cfg.ort_adaptive_threads and cfg.workers > 1 and cfg.ort_intra_op_threads != 1
+        if adaptive and cfg.ort_intra_op_threads == 0:
+            self.pinning = _Pinning.for_this_process()
+        self.session = self._session(ort, cfg.ort_intra_op_threads, self.pinning)
+        if adaptive:
             self._narrow = self._session(ort, 1)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -77,9 +131,13 @@ class OnnxRuntimeBackend(Backend):
         self.loaded = True
         return self
 
-    def _session(self, ort, threads):
+    def _session(self, ort, threads, pinning=None):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
+        if pinning is not None:   # affinities need the thread count set
+            opts.intra_op_num_threads = pinning.threads
+            opts.add_session_config_entry('session.intra_op_thread_affinities',
+                                          pinning.helpers)
         spinning = self.cfg.ort_spinning
         opts.add_session_config_entry('session.intra_op.allow_spinning',
                                       '0' if spinning == 'never' else '1')
@@ -113,7 +171,8 @@ class OnnxRuntimeBackend(Backend):
           30 Hz e2e p50 25 ms all wide, 15 now).
         A session's first run is not counted (cold: ONNX Runtime allocates and pre-packs;
         the workers' warm-up took 52 ms where a frame then took 6, and once kept a 30 Hz
-        camera narrow), nor a run during which another one started."""
+        camera narrow), nor a run during which another one started. A wide run is pinned
+        (self.pinning): it runs alone, so only one worker at a time is pinned."""
         narrow = self._narrow
         if narrow is None:
             return self.session.run(None, {self.input_name: blob})[0]
@@ -125,16 +184,18 @@ class OnnxRuntimeBackend(Backend):
                 self._runs_alone += 1
                 median = {k: sorted(t)[len(t) // 2] for k, t in self._alone.items() if t}
                 if start - self._last_end >= min(median.values(), default=0.0) / 2:
-                    known = [k for k, t in self._alone.items() if t and len(t) >= 3]
-                    kind = ('narrow' if known == ['wide'] or len(known) == 2 and
-                            median['narrow'] < NARROW_IF * median['wide'] else 'wide')
+                    kind = self._faster_alone(median)
                 if self._runs_alone % PROBE_EVERY == 0:
                     kind = 'wide' if kind == 'narrow' else 'narrow'
             self._running += 1
             self.narrow_runs += kind == 'narrow'
         try:
-            session = self.session if kind == 'wide' else narrow
-            return session.run(None, {self.input_name: blob})[0]
+            feeds = {self.input_name: blob}
+            if kind == 'narrow':
+                return narrow.run(None, feeds)[0]
+            if self.pinning is not None:
+                return self.pinning.run(self.session, feeds)
+            return self.session.run(None, feeds)[0]
         finally:
             with self._lock:
                 self._running -= 1
@@ -144,6 +205,16 @@ class OnnxRuntimeBackend(Backend):
                     self._alone[kind] = collections.deque(maxlen=SAMPLES)
                 elif alone and self._starts == starts:
                     times.append(self._last_end - start)
+
+    def _faster_alone(self, median):
+        """The session for a run alone (the lock held): wide until it has 3 runs alone,
+        then narrow until it has 3, then the faster (narrow only at NARROW_IF x wide)."""
+        known = {kind for kind, times in self._alone.items() if times and len(times) >= 3}
+        if 'wide' not in known:
+            return 'wide'
+        if 'narrow' not in known:
+            return 'narrow'
+        return 'narrow' if median['narrow'] < NARROW_IF * median['wide'] else 'wide'
 
     def _buffers(self, n):
         local = self._local
