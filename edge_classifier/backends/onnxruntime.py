@@ -19,6 +19,7 @@ import collections
 import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -39,7 +40,7 @@ def core_groups(allowed, topology='/sys/devices/system/cpu'):
     groups = {}
     for cpu in sorted(allowed):
         try:
-            key = tuple(open(f'{topology}/cpu{cpu}/topology/{name}').read().strip()
+            key = tuple(Path(topology, f'cpu{cpu}', 'topology', name).read_text().strip()
                         for name in ('physical_package_id', 'core_id'))
         except OSError:
             key = ('cpu', cpu)
@@ -50,7 +51,7 @@ def core_groups(allowed, topology='/sys/devices/system/cpu'):
 class _Pinning:
     """Where the wide session's threads run: its n - 1 helpers one per core (ONNX Runtime's
     session.intra_op_thread_affinities, 1-based CPU ids), the calling worker on the first
-    core while it runs the session. None when this process may use fewer than 2 cores."""
+    core while it runs the session (for_this_process: None below 2 cores)."""
 
     def __init__(self, groups):
         self.threads = len(groups)
