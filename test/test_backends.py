@@ -3,7 +3,6 @@ follows the board's documented API."""
 import os
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -37,6 +36,13 @@ def test_onnxruntime_backend_on_the_default_model(default_cfg, samples):
         assert np.allclose(scores[0], scores[1], atol=1e-5)
 
 
+def _idle_between_frames(backend):
+    """As a camera at its pace: the next run starts long after the last one ended (not
+    back to back), however long a run takes on this machine (a fixed sleep shorter than
+    half a run on a slow one would make it back to back)."""
+    backend._last_end = float('-inf')
+
+
 def test_adaptive_threads_one_thread_per_inference_only_under_load(default_cfg, samples):
     """ort_adaptive_threads: sparse inferences use the wide session; inferences that
     overlap go to the single-threaded one, with the same scores."""
@@ -46,7 +52,7 @@ def test_adaptive_threads_one_thread_per_inference_only_under_load(default_cfg, 
         assert backend._narrow is not None
         first = backend.infer([nv12])
         for _ in range(3):
-            time.sleep(0.05)  # idle between frames, as a camera at its pace
+            _idle_between_frames(backend)
             assert np.array_equal(backend.infer([nv12]), first)
         assert backend.narrow_runs == 0
         results = []
@@ -104,7 +110,7 @@ def test_adaptive_threads_really_run_on_the_session_they_choose(default_cfg, sam
         assert backend.session.get_session_options().intra_op_num_threads != 1
         backend.session, backend._narrow = wide, narrow
         for _ in range(3):
-            time.sleep(0.05)
+            _idle_between_frames(backend)
             backend.infer([nv12])
         assert (wide.runs, narrow.runs) == (3, 0)
         barrier = threading.Barrier(2)
@@ -163,7 +169,7 @@ def test_the_wide_session_and_the_worker_running_it_are_on_different_cores(
         backend.session, backend._narrow = wide, narrow
         expected = backend.infer([nv12])
         for _ in range(3):
-            time.sleep(0.05)
+            _idle_between_frames(backend)
             assert np.array_equal(backend.infer([nv12]), expected)
         backend._running = 1       # as if another worker's run were in flight: narrow
         assert np.allclose(backend.infer([nv12]), expected, atol=1e-5)
@@ -197,7 +203,7 @@ def test_a_pin_the_kernel_refuses_runs_the_inference_where_the_thread_is(default
         expected = backend.infer([nv12])
         before = os.sched_getaffinity(0)
         backend.pinning.caller = {max(before) + 4096}   # no such CPU
-        time.sleep(0.05)
+        _idle_between_frames(backend)
         assert np.array_equal(backend.infer([nv12]), expected)
         assert os.sched_getaffinity(0) == before
 

@@ -134,9 +134,8 @@ class OnnxRuntimeBackend(Backend):
 
     def _session(self, ort, threads, pinning=None):
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        if pinning is not None:   # affinities need the thread count set
-            opts.intra_op_num_threads = pinning.threads
+        opts.intra_op_num_threads = threads if pinning is None else pinning.threads
+        if pinning is not None:   # (affinities need the thread count set)
             opts.add_session_config_entry('session.intra_op_thread_affinities',
                                           pinning.helpers)
         spinning = self.cfg.ort_spinning
